@@ -1,0 +1,262 @@
+//! What the kernel filter (`ebpf/`) and userspace (`tui/`) agree on: map names and sizes, the layout of
+//! map keys and values, and the rule that decides whether a TCP payload starts an HTTP/1.x message.
+//!
+//! Every struct here is `#[repr(C)]`, `Copy`, and has its padding written out as named fields, so the
+//! bytes the kernel hashes are exactly the bytes userspace builds (an implicit padding hole would make
+//! two equal keys hash differently).
+#![no_std]
+
+/// LRU hash map: [`ConnKey`] -> [`ConnValue`], one entry per direction of every HTTP connection the
+/// filter has seen start a message.
+pub const CONN_MAP: &str = "HTTP_CONNS";
+/// Capacity of [`CONN_MAP`]. Two entries per connection, so this tracks 32 Ki connections before the
+/// LRU starts evicting the least recently used ones.
+pub const CONN_MAP_CAPACITY: u32 = 65_536;
+
+/// Hash map: TCP port (host order) -> 1. Only consulted when [`CONFIG_PORT_FILTER`] is set.
+pub const PORT_MAP: &str = "HTTP_PORTS";
+/// Capacity of [`PORT_MAP`].
+pub const PORT_MAP_CAPACITY: u32 = 64;
+
+/// Array of `u32` configuration words, indexed by the `CONFIG_*` constants.
+pub const CONFIG_MAP: &str = "HTTP_CONFIG";
+/// Number of entries in [`CONFIG_MAP`].
+pub const CONFIG_MAP_LEN: u32 = 4;
+/// Config index: non-zero when only ports listed in [`PORT_MAP`] may be kept.
+pub const CONFIG_PORT_FILTER: u32 = 0;
+
+/// Per-CPU array of `u64` counters, indexed by the `STAT_*` constants.
+pub const STATS_MAP: &str = "HTTP_FILTER_STATS";
+/// Packets the filter ran on.
+pub const STAT_SEEN: u32 = 0;
+/// Packets kept because their TCP payload starts an HTTP/1.x message.
+pub const STAT_KEPT_START: u32 = 1;
+/// Packets kept because they belong to a recorded connection (payload, FIN or RST).
+pub const STAT_KEPT_CONN: u32 = 2;
+/// Times recording a connection in [`CONN_MAP`] failed (the packet is still kept).
+pub const STAT_INSERT_FAILED: u32 = 3;
+/// Number of entries in [`STATS_MAP`].
+pub const STATS_LEN: u32 = 4;
+
+/// Address family tag in [`ConnKey::family`] (not the kernel's `AF_*` numbers: a key only needs to tell
+/// the two apart).
+pub const FAMILY_IPV4: u8 = 4;
+/// See [`FAMILY_IPV4`].
+pub const FAMILY_IPV6: u8 = 6;
+
+/// One direction of a TCP connection, as seen in a packet (source = sender).
+///
+/// IPv4 addresses use the first 4 bytes of the 16-byte fields; the rest stay zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ConnKey {
+    /// Sender address, network byte order.
+    pub src_addr: [u8; 16],
+    /// Receiver address, network byte order.
+    pub dst_addr: [u8; 16],
+    /// Sender port, host byte order.
+    pub src_port: u16,
+    /// Receiver port, host byte order.
+    pub dst_port: u16,
+    /// [`FAMILY_IPV4`] or [`FAMILY_IPV6`].
+    pub family: u8,
+    /// Explicit padding; always zero.
+    pub pad: [u8; 3],
+}
+
+impl ConnKey {
+    /// The same connection seen from the other side.
+    #[must_use]
+    pub const fn reversed(&self) -> Self {
+        Self {
+            src_addr: self.dst_addr,
+            dst_addr: self.src_addr,
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            family: self.family,
+            pad: [0; 3],
+        }
+    }
+}
+
+/// What the filter remembers about a recorded connection direction.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ConnValue {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) of the last packet kept for this direction; userspace
+    /// compares it with its own monotonic clock to expire idle connections.
+    pub last_seen_ns: u64,
+    /// Packets kept for this direction.
+    pub packets: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: both are repr(C), Copy, and have no implicit padding (checked by the layout tests), so
+    // every byte pattern is a valid value and no uninitialised byte is ever read.
+    unsafe impl aya::Pod for super::ConnKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ConnValue {}
+}
+
+/// Longest token [`starts_http_message`] compares.
+pub const HTTP_TOKEN_MAX: usize = 8;
+
+/// Tokens that open an HTTP/1.x message: request methods with their trailing space, and the status
+/// line's version prefix (RFC 9112 section 3 and 4).
+const HTTP_TOKENS: [&[u8]; 10] = [
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"HEAD ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+    b"HTTP/1.",
+];
+
+/// Does a TCP payload whose first bytes are `head[..avail]` start an HTTP/1.x message?
+///
+/// `avail` may be smaller than a token: a client that writes its request one byte per segment sends a
+/// lone `G` first, and that segment must start the connection too, so a payload that is a strict
+/// prefix of a token counts. `avail == 0` never matches.
+///
+/// Written with fixed-size arrays and constant loop bounds so the same code runs in the kernel filter
+/// (where the verifier must see every loop end) and in host unit tests.
+#[inline(always)]
+#[must_use]
+pub fn starts_http_message(head: &[u8; HTTP_TOKEN_MAX], avail: usize) -> bool {
+    if avail == 0 {
+        return false;
+    }
+    let mut t = 0;
+    while t < HTTP_TOKENS.len() {
+        if token_matches(HTTP_TOKENS[t], head, avail) {
+            return true;
+        }
+        t += 1;
+    }
+    false
+}
+
+#[inline(always)]
+fn token_matches(token: &[u8], head: &[u8; HTTP_TOKEN_MAX], avail: usize) -> bool {
+    let mut i = 0;
+    while i < HTTP_TOKEN_MAX && i < token.len() {
+        if i >= avail {
+            // The payload ended inside the token: a prefix counts (see above).
+            return true;
+        }
+        if head[i] != token[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use core::mem::{align_of, offset_of, size_of};
+
+    use super::*;
+
+    fn head(s: &[u8]) -> ([u8; HTTP_TOKEN_MAX], usize) {
+        let mut h = [0u8; HTTP_TOKEN_MAX];
+        let n = s.len().min(HTTP_TOKEN_MAX);
+        h[..n].copy_from_slice(&s[..n]);
+        (h, s.len())
+    }
+
+    fn starts(s: &[u8]) -> bool {
+        let (h, n) = head(s);
+        starts_http_message(&h, n)
+    }
+
+    #[test]
+    fn conn_key_layout_has_no_holes() {
+        // The fields' sizes add up to the struct size: no implicit padding the kernel would hash.
+        assert_eq!(size_of::<ConnKey>(), 16 + 16 + 2 + 2 + 1 + 3);
+        assert_eq!(size_of::<ConnKey>(), 40);
+        assert_eq!(align_of::<ConnKey>(), 2);
+        assert_eq!(offset_of!(ConnKey, src_addr), 0);
+        assert_eq!(offset_of!(ConnKey, dst_addr), 16);
+        assert_eq!(offset_of!(ConnKey, src_port), 32);
+        assert_eq!(offset_of!(ConnKey, dst_port), 34);
+        assert_eq!(offset_of!(ConnKey, family), 36);
+        assert_eq!(offset_of!(ConnKey, pad), 37);
+    }
+
+    #[test]
+    fn conn_value_layout_has_no_holes() {
+        assert_eq!(size_of::<ConnValue>(), 16);
+        assert_eq!(align_of::<ConnValue>(), 8);
+        assert_eq!(offset_of!(ConnValue, last_seen_ns), 0);
+        assert_eq!(offset_of!(ConnValue, packets), 8);
+    }
+
+    #[test]
+    fn reversed_swaps_ends_and_round_trips() {
+        let k = ConnKey {
+            src_addr: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            dst_addr: [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            src_port: 40_000,
+            dst_port: 80,
+            family: FAMILY_IPV4,
+            pad: [0; 3],
+        };
+        let r = k.reversed();
+        assert_eq!(r.src_addr, k.dst_addr);
+        assert_eq!(r.dst_port, 40_000);
+        assert_eq!(r.reversed(), k);
+    }
+
+    #[test]
+    fn every_method_and_status_line_starts_a_message() {
+        for s in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"POST /x HTTP/1.1\r\n",
+            b"PUT /x HTTP/1.1",
+            b"DELETE /x HTTP/1.1",
+            b"HEAD / HTTP/1.0",
+            b"OPTIONS * HTTP/1.1",
+            b"PATCH /a HTTP/1.1",
+            b"CONNECT h:443 HTTP/1.1",
+            b"TRACE / HTTP/1.1",
+            b"HTTP/1.1 200 OK\r\n",
+            b"HTTP/1.0 404 Not Found",
+        ] {
+            assert!(starts(s), "{:?}", core::str::from_utf8(s));
+        }
+    }
+
+    #[test]
+    fn other_payloads_do_not() {
+        for s in [
+            &b"get / HTTP/1.1"[..],
+            b"GETX / HTTP/1.1",
+            b"HTTP/2.0 200",
+            b"PRI * HTTP/2.0",
+            b"SSH-2.0-OpenSSH",
+            b"\x16\x03\x01\x02\x00",
+            b"hello world",
+            b"\0\0\0\0\0\0\0\0\0",
+            b"POSTAL",
+        ] {
+            assert!(!starts(s), "{:?}", s);
+        }
+        assert!(!starts(b""));
+    }
+
+    #[test]
+    fn a_short_segment_that_is_a_token_prefix_counts() {
+        assert!(starts(b"G"));
+        assert!(starts(b"GE"));
+        assert!(starts(b"HTTP/"));
+        assert!(starts(b"OPTION"));
+        assert!(!starts(b"X"));
+        assert!(!starts(b"GX"));
+    }
+}

@@ -1,0 +1,257 @@
+//! The kernel half of http-top: a socket filter on an `AF_PACKET` socket that keeps only the TCP
+//! packets of HTTP/1.x connections.
+//!
+//! A packet is kept when
+//! - its TCP payload starts an HTTP/1.x message (a method token or `HTTP/1.`); the connection is then
+//!   recorded in [`CONNS`] in both directions, or
+//! - it belongs to a recorded connection and carries payload, FIN or RST.
+//!
+//! Everything else (other TCP, pure ACKs, SYNs, UDP, ICMP, non-IP) is dropped before it is copied to
+//! the ring. Userspace deletes a connection's entries when it closes or idles out; the LRU map bounds
+//! the table if it does not.
+//!
+//! The program reads only headers and the first eight payload bytes, with `bpf_skb_load_bytes`
+//! (socket filters get no direct packet access), so every read is bounds-checked by the kernel.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    helpers::bpf_ktime_get_ns,
+    macros::{map, socket_filter},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    programs::SkBuffContext,
+};
+use http_top_common::{
+    CONFIG_MAP_LEN, CONFIG_PORT_FILTER, CONN_MAP_CAPACITY, ConnKey, ConnValue, FAMILY_IPV4,
+    FAMILY_IPV6, HTTP_TOKEN_MAX, PORT_MAP_CAPACITY, STAT_INSERT_FAILED, STAT_KEPT_CONN,
+    STAT_KEPT_START, STAT_SEEN, STATS_LEN, starts_http_message,
+};
+
+#[map(name = "HTTP_CONNS")]
+static CONNS: LruHashMap<ConnKey, ConnValue> = LruHashMap::with_max_entries(CONN_MAP_CAPACITY, 0);
+
+#[map(name = "HTTP_PORTS")]
+static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(PORT_MAP_CAPACITY, 0);
+
+#[map(name = "HTTP_CONFIG")]
+static CONFIG: Array<u32> = Array::with_max_entries(CONFIG_MAP_LEN, 0);
+
+#[map(name = "HTTP_FILTER_STATS")]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_LEN, 0);
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88A8;
+const IPPROTO_TCP: u8 = 6;
+const TCP_FIN: u8 = 0x01;
+const TCP_RST: u8 = 0x04;
+
+/// The return value is the number of bytes to keep: 0 drops, and anything at least the packet length
+/// keeps it whole (net/packet/af_packet.c, `run_filter`).
+const KEEP: i64 = u32::MAX as i64;
+const DROP: i64 = 0;
+
+#[socket_filter]
+pub fn http_filter(ctx: SkBuffContext) -> i64 {
+    count(STAT_SEEN);
+    match try_filter(&ctx) {
+        Ok(true) => KEEP,
+        // A read past the end of a truncated packet is not HTTP we can use.
+        Ok(false) | Err(()) => DROP,
+    }
+}
+
+/// Where the TCP segment sits in the packet, and what the filter needs of it.
+struct Segment {
+    key: ConnKey,
+    flags: u8,
+    payload_off: usize,
+    payload_len: usize,
+}
+
+fn try_filter(ctx: &SkBuffContext) -> Result<bool, ()> {
+    let Some(seg) = parse(ctx)? else {
+        return Ok(false);
+    };
+    if !port_allowed(&seg.key) {
+        return Ok(false);
+    }
+
+    if let Some(value) = CONNS.get_ptr_mut(&seg.key) {
+        if seg.payload_len == 0 && seg.flags & (TCP_FIN | TCP_RST) == 0 {
+            return Ok(false); // pure ACK or window update: nothing for userspace
+        }
+        // SAFETY: the pointer comes from a successful map lookup and stays valid for this program
+        // run; concurrent updates on other CPUs only make the counters approximate.
+        unsafe {
+            (*value).last_seen_ns = bpf_ktime_get_ns();
+            (*value).packets += 1;
+        }
+        count(STAT_KEPT_CONN);
+        return Ok(true);
+    }
+
+    if seg.payload_len == 0 {
+        return Ok(false);
+    }
+    let avail = if seg.payload_len < HTTP_TOKEN_MAX { seg.payload_len } else { HTTP_TOKEN_MAX };
+    let head = load_head(ctx, seg.payload_off, avail)?;
+    if !starts_http_message(&head, avail) {
+        return Ok(false);
+    }
+
+    // SAFETY: reading the monotonic clock has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let value = ConnValue { last_seen_ns: now, packets: 1 };
+    let back = ConnValue { last_seen_ns: now, packets: 0 };
+    if CONNS.insert(&seg.key, &value, 0).is_err()
+        || CONNS.insert(&seg.key.reversed(), &back, 0).is_err()
+    {
+        count(STAT_INSERT_FAILED);
+    }
+    count(STAT_KEPT_START);
+    Ok(true)
+}
+
+fn port_allowed(key: &ConnKey) -> bool {
+    match CONFIG.get(CONFIG_PORT_FILTER) {
+        Some(&on) if on != 0 => {
+            // SAFETY: a hash map lookup; the value is not dereferenced.
+            unsafe { PORTS.get(&key.src_port).is_some() || PORTS.get(&key.dst_port).is_some() }
+        }
+        _ => true,
+    }
+}
+
+/// Finds the TCP segment in an Ethernet frame (the layout `AF_PACKET` hands a `SOCK_RAW` socket, `lo`
+/// included), behind at most two VLAN tags. `Ok(None)` for anything that is not TCP over IP.
+fn parse(ctx: &SkBuffContext) -> Result<Option<Segment>, ()> {
+    let skb_len = ctx.len() as usize;
+    let mut off = ETH_HLEN;
+    let mut proto = be16(ctx, 12)?;
+    // Tags the driver did not strip into skb metadata are still in the frame (802.1Q, 802.1ad QinQ).
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        proto = be16(ctx, off + 2)?;
+        off += 4;
+        if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+            proto = be16(ctx, off + 2)?;
+            off += 4;
+        }
+    }
+
+    let mut key = ConnKey::default();
+    let l4;
+    let ip_end;
+    match proto {
+        ETH_P_IP => {
+            let vihl: u8 = ctx.load(off).map_err(|_| ())?;
+            let ihl = usize::from(vihl & 0x0f) * 4;
+            if vihl >> 4 != 4 || ihl < 20 {
+                return Ok(None);
+            }
+            let total = usize::from(be16(ctx, off + 2)?);
+            // A non-first fragment carries no TCP header.
+            if be16(ctx, off + 6)? & 0x1fff != 0 {
+                return Ok(None);
+            }
+            let ip_proto: u8 = ctx.load(off + 9).map_err(|_| ())?;
+            if ip_proto != IPPROTO_TCP {
+                return Ok(None);
+            }
+            let src: [u8; 4] = ctx.load(off + 12).map_err(|_| ())?;
+            let dst: [u8; 4] = ctx.load(off + 16).map_err(|_| ())?;
+            key.src_addr[..4].copy_from_slice(&src);
+            key.dst_addr[..4].copy_from_slice(&dst);
+            key.family = FAMILY_IPV4;
+            l4 = off + ihl;
+            // GSO super-frames carry the full length here; 0 means "larger than 64 KiB" (BIG TCP).
+            ip_end = if total == 0 { skb_len } else { off + total };
+        }
+        ETH_P_IPV6 => {
+            let payload = usize::from(be16(ctx, off + 4)?);
+            let mut next: u8 = ctx.load(off + 6).map_err(|_| ())?;
+            key.src_addr = ctx.load(off + 8).map_err(|_| ())?;
+            key.dst_addr = ctx.load(off + 24).map_err(|_| ())?;
+            key.family = FAMILY_IPV6;
+            let mut hdr = off + 40;
+            // Hop-by-hop, routing, fragment and destination options may precede TCP (RFC 8200 4.1);
+            // a fixed bound keeps the loop verifiable.
+            let mut i = 0;
+            while i < 4 && next != IPPROTO_TCP {
+                match next {
+                    0 | 43 | 60 => {
+                        let len: u8 = ctx.load(hdr + 1).map_err(|_| ())?;
+                        next = ctx.load(hdr).map_err(|_| ())?;
+                        hdr += (usize::from(len) + 1) * 8;
+                    }
+                    44 => {
+                        if be16(ctx, hdr + 2)? & 0xfff8 != 0 {
+                            return Ok(None); // non-first fragment
+                        }
+                        next = ctx.load(hdr).map_err(|_| ())?;
+                        hdr += 8;
+                    }
+                    _ => return Ok(None),
+                }
+                i += 1;
+            }
+            if next != IPPROTO_TCP {
+                return Ok(None);
+            }
+            l4 = hdr;
+            ip_end = if payload == 0 { skb_len } else { off + 40 + payload };
+        }
+        _ => return Ok(None),
+    }
+
+    key.src_port = be16(ctx, l4)?;
+    key.dst_port = be16(ctx, l4 + 2)?;
+    let doff: u8 = ctx.load(l4 + 12).map_err(|_| ())?;
+    let flags: u8 = ctx.load(l4 + 13).map_err(|_| ())?;
+    let payload_off = l4 + usize::from(doff >> 4) * 4;
+    // Short frames are padded to the Ethernet minimum; the IP length, not the frame, says where the
+    // segment ends.
+    let end = if ip_end < skb_len { ip_end } else { skb_len };
+    let payload_len = end.saturating_sub(payload_off);
+    Ok(Some(Segment { key, flags, payload_off, payload_len }))
+}
+
+/// The first `avail` (at most [`HTTP_TOKEN_MAX`]) payload bytes, zero-filled after. One 8-byte load
+/// when possible; byte loads for a shorter payload, because `bpf_skb_load_bytes` must not be asked for a
+/// length the verifier cannot prove non-zero.
+#[inline(always)]
+fn load_head(ctx: &SkBuffContext, off: usize, avail: usize) -> Result<[u8; HTTP_TOKEN_MAX], ()> {
+    if avail == HTTP_TOKEN_MAX {
+        return ctx.load(off).map_err(|_| ());
+    }
+    let mut head = [0u8; HTTP_TOKEN_MAX];
+    let mut i = 0;
+    while i < HTTP_TOKEN_MAX - 1 {
+        if i < avail {
+            head[i] = ctx.load(off + i).map_err(|_| ())?;
+        }
+        i += 1;
+    }
+    Ok(head)
+}
+
+#[inline(always)]
+fn be16(ctx: &SkBuffContext, off: usize) -> Result<u16, ()> {
+    ctx.load::<u16>(off).map(u16::from_be).map_err(|_| ())
+}
+
+#[inline(always)]
+fn count(stat: u32) {
+    if let Some(c) = STATS.get_ptr_mut(stat) {
+        // SAFETY: per-CPU slot from a successful lookup; no other CPU writes it.
+        unsafe { *c += 1 };
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

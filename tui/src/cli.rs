@@ -1,0 +1,68 @@
+//! Command line (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Parser};
+
+/// Live HTTP/1.x traffic dashboard for Linux.
+///
+/// Captures on network interfaces through an eBPF socket filter (root needed) or reads a pcap/pcapng
+/// file, reassembles TCP streams and shows HTTP exchanges.
+#[derive(Debug, Parser)]
+#[command(name = "http-top", version)]
+#[command(group(ArgGroup::new("source").required(true).args(["interfaces", "read"])))]
+pub struct Cli {
+    /// Capture live on this interface; repeat for several (needs root)
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+
+    /// Read packets from a pcap or pcapng file instead of an interface
+    #[arg(short = 'r', long = "read", value_name = "FILE", conflicts_with = "interfaces")]
+    pub read: Option<PathBuf>,
+
+    /// Only watch these TCP ports (comma-separated or repeated; default: any port)
+    #[arg(long, value_name = "P[,P]", value_delimiter = ',')]
+    pub port: Vec<u16>,
+
+    /// No dashboard: write to stdout
+    #[arg(long)]
+    pub headless: bool,
+
+    /// Stop a live capture after this many seconds
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+
+    /// User to switch to once capture is set up (default: the user who ran sudo, else root with no
+    /// capabilities)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Capture ring size per interface, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub ring_mb: u32,
+
+    /// Forget a connection after this many seconds without traffic
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub idle_timeout: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn needs_a_source_and_only_one() {
+        assert!(Cli::try_parse_from(["http-top"]).is_err());
+        assert!(Cli::try_parse_from(["http-top", "-i", "lo", "-r", "x.pcap"]).is_err());
+        let c = Cli::try_parse_from(["http-top", "-i", "lo", "-i", "eth0", "--port", "80,8080"]).unwrap();
+        assert_eq!(c.interfaces, ["lo", "eth0"]);
+        assert_eq!(c.port, [80, 8080]);
+    }
+}
