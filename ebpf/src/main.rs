@@ -79,7 +79,7 @@ fn try_filter(ctx: &SkBuffContext) -> Result<bool, ()> {
         return Ok(false);
     }
 
-    if let Some(value) = CONNS.get_ptr_mut(&seg.key) {
+    if let Some(value) = CONNS.get_ptr_mut(seg.key) {
         if seg.payload_len == 0 && seg.flags & (TCP_FIN | TCP_RST) == 0 {
             return Ok(false); // pure ACK or window update: nothing for userspace
         }
@@ -96,7 +96,11 @@ fn try_filter(ctx: &SkBuffContext) -> Result<bool, ()> {
     if seg.payload_len == 0 {
         return Ok(false);
     }
-    let avail = if seg.payload_len < HTTP_TOKEN_MAX { seg.payload_len } else { HTTP_TOKEN_MAX };
+    let avail = if seg.payload_len < HTTP_TOKEN_MAX {
+        seg.payload_len
+    } else {
+        HTTP_TOKEN_MAX
+    };
     let head = load_head(ctx, seg.payload_off, avail)?;
     if !starts_http_message(&head, avail) {
         return Ok(false);
@@ -104,10 +108,16 @@ fn try_filter(ctx: &SkBuffContext) -> Result<bool, ()> {
 
     // SAFETY: reading the monotonic clock has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let value = ConnValue { last_seen_ns: now, packets: 1 };
-    let back = ConnValue { last_seen_ns: now, packets: 0 };
-    if CONNS.insert(&seg.key, &value, 0).is_err()
-        || CONNS.insert(&seg.key.reversed(), &back, 0).is_err()
+    let value = ConnValue {
+        last_seen_ns: now,
+        packets: 1,
+    };
+    let back = ConnValue {
+        last_seen_ns: now,
+        packets: 0,
+    };
+    if CONNS.insert(seg.key, value, 0).is_err()
+        || CONNS.insert(seg.key.reversed(), back, 0).is_err()
     {
         count(STAT_INSERT_FAILED);
     }
@@ -119,7 +129,7 @@ fn port_allowed(key: &ConnKey) -> bool {
     match CONFIG.get(CONFIG_PORT_FILTER) {
         Some(&on) if on != 0 => {
             // SAFETY: a hash map lookup; the value is not dereferenced.
-            unsafe { PORTS.get(&key.src_port).is_some() || PORTS.get(&key.dst_port).is_some() }
+            unsafe { PORTS.get(key.src_port).is_some() || PORTS.get(key.dst_port).is_some() }
         }
         _ => true,
     }
@@ -201,7 +211,11 @@ fn parse(ctx: &SkBuffContext) -> Result<Option<Segment>, ()> {
                 return Ok(None);
             }
             l4 = hdr;
-            ip_end = if payload == 0 { skb_len } else { off + 40 + payload };
+            ip_end = if payload == 0 {
+                skb_len
+            } else {
+                off + 40 + payload
+            };
         }
         _ => return Ok(None),
     }
@@ -215,7 +229,12 @@ fn parse(ctx: &SkBuffContext) -> Result<Option<Segment>, ()> {
     // segment ends.
     let end = if ip_end < skb_len { ip_end } else { skb_len };
     let payload_len = end.saturating_sub(payload_off);
-    Ok(Some(Segment { key, flags, payload_off, payload_len }))
+    Ok(Some(Segment {
+        key,
+        flags,
+        payload_off,
+        payload_len,
+    }))
 }
 
 /// The first `avail` (at most [`HTTP_TOKEN_MAX`]) payload bytes, zero-filled after. One 8-byte load

@@ -1,11 +1,6 @@
 //! The one place the kernel filter's object is embedded, loaded and attached, and its maps handled.
 
-use std::{
-    collections::HashMap as StdHashMap,
-    io,
-    os::fd::AsFd,
-    time::Duration,
-};
+use std::{collections::HashMap as StdHashMap, io, os::fd::AsFd, time::Duration};
 
 use anyhow::{Context, anyhow};
 use aya::{
@@ -25,8 +20,7 @@ static FILTER_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"
 const PROGRAM: &str = "http_filter";
 
 /// What to tell a user who lacks the privileges to load or attach the filter.
-pub const NEED_ROOT: &str =
-    "live capture needs root (or CAP_BPF + CAP_NET_RAW + CAP_NET_ADMIN): run it with sudo, \
+pub const NEED_ROOT: &str = "live capture needs root (or CAP_BPF + CAP_NET_RAW + CAP_NET_ADMIN): run it with sudo, \
      e.g. `sudo http-top -i IFACE`";
 
 /// Counters read from the filter's per-CPU stats map, summed over CPUs.
@@ -71,10 +65,15 @@ impl KernelFilter {
             .try_into()?;
         prog.load().map_err(|e| match &e {
             // EACCES from BPF_PROG_LOAD is the verifier saying no, not a missing privilege.
-            ProgramError::LoadError { io_error, .. } if io_error.raw_os_error() == Some(libc::EPERM) => {
+            ProgramError::LoadError { io_error, .. }
+                if io_error.raw_os_error() == Some(libc::EPERM) =>
+            {
                 anyhow!("loading the eBPF filter: {io_error}: {NEED_ROOT}")
             }
-            ProgramError::LoadError { io_error, verifier_log } => {
+            ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => {
                 anyhow!("the kernel rejected the eBPF filter: {io_error}\n{verifier_log}")
             }
             _ => anyhow::Error::new(e).context("the kernel rejected the eBPF filter"),
@@ -94,7 +93,12 @@ impl KernelFilter {
 
         let conns = HashMap::try_from(ebpf.take_map(CONN_MAP).context("no connection map")?)?;
         let stats = PerCpuArray::try_from(ebpf.take_map(STATS_MAP).context("no stats map")?)?;
-        Ok(Self { ebpf, conns, stats, closing: StdHashMap::new() })
+        Ok(Self {
+            ebpf,
+            conns,
+            stats,
+            closing: StdHashMap::new(),
+        })
     }
 
     /// Attaches the filter to a socket (before it is bound, so no unfiltered packet is queued).
@@ -105,9 +109,10 @@ impl KernelFilter {
             .context("eBPF object has no http_filter program")?
             .try_into()?;
         prog.attach(socket).map_err(|e| match &e {
-            ProgramError::SocketFilterError(SocketFilterError::SetsockoptError { io_error, .. })
-                if is_permission(io_error) =>
-            {
+            ProgramError::SocketFilterError(SocketFilterError::SetsockoptError {
+                io_error,
+                ..
+            }) if is_permission(io_error) => {
                 anyhow!("attaching the eBPF filter: {io_error}: {NEED_ROOT}")
             }
             _ => anyhow::Error::new(e).context("attaching the eBPF filter to the capture socket"),
@@ -116,9 +121,7 @@ impl KernelFilter {
 
     /// The filter's own counters.
     pub fn counters(&self) -> FilterCounters {
-        let sum = |i: u32| -> u64 {
-            self.stats.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0)
-        };
+        let sum = |i: u32| -> u64 { self.stats.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0) };
         FilterCounters {
             seen: sum(STAT_SEEN),
             kept_start: sum(STAT_KEPT_START),
@@ -190,7 +193,11 @@ impl KernelFilter {
 
 /// The filter's map key for the direction a segment travelled.
 pub fn conn_key(seg: &Segment<'_>) -> ConnKey {
-    let mut key = ConnKey { src_port: seg.src.port(), dst_port: seg.dst.port(), ..ConnKey::default() };
+    let mut key = ConnKey {
+        src_port: seg.src.port(),
+        dst_port: seg.dst.port(),
+        ..ConnKey::default()
+    };
     match (seg.src.ip(), seg.dst.ip()) {
         (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) => {
             key.src_addr[..4].copy_from_slice(&s.octets());
@@ -215,7 +222,10 @@ fn to_v6(ip: std::net::IpAddr) -> [u8; 16] {
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock `bpf_ktime_get_ns` reads.
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)

@@ -7,7 +7,8 @@ use clap::{ArgGroup, Parser};
 /// Live HTTP/1.x traffic dashboard for Linux.
 ///
 /// Captures on network interfaces through an eBPF socket filter (root needed) or reads a pcap/pcapng
-/// file, reassembles TCP streams and shows HTTP exchanges.
+/// file, and prints the TCP packets of HTTP/1.x connections. (Per-service tables and the dashboard are
+/// being built.)
 #[derive(Debug, Parser)]
 #[command(name = "http-top", version)]
 #[command(group(ArgGroup::new("source").required(true).args(["interfaces", "read"])))]
@@ -17,7 +18,12 @@ pub struct Cli {
     pub interfaces: Vec<String>,
 
     /// Read packets from a pcap or pcapng file instead of an interface
-    #[arg(short = 'r', long = "read", value_name = "FILE", conflicts_with = "interfaces")]
+    #[arg(
+        short = 'r',
+        long = "read",
+        value_name = "FILE",
+        conflicts_with = "interfaces"
+    )]
     pub read: Option<PathBuf>,
 
     /// Only watch these TCP ports (comma-separated or repeated; default: any port)
@@ -61,7 +67,8 @@ mod tests {
     fn needs_a_source_and_only_one() {
         assert!(Cli::try_parse_from(["http-top"]).is_err());
         assert!(Cli::try_parse_from(["http-top", "-i", "lo", "-r", "x.pcap"]).is_err());
-        let c = Cli::try_parse_from(["http-top", "-i", "lo", "-i", "eth0", "--port", "80,8080"]).unwrap();
+        let c = Cli::try_parse_from(["http-top", "-i", "lo", "-i", "eth0", "--port", "80,8080"])
+            .unwrap();
         assert_eq!(c.interfaces, ["lo", "eth0"]);
         assert_eq!(c.port, [80, 8080]);
     }

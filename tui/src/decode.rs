@@ -66,7 +66,10 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Segment<'_>, DecodeError> 
         LinkType::LinuxSll2 => {
             let proto = frame.get(0..2).ok_or(DecodeError::Link)?;
             let rest = frame.get(20..).ok_or(DecodeError::Link)?;
-            LaxSlicedPacket::from_ether_type(EtherType(u16::from_be_bytes([proto[0], proto[1]])), rest)
+            LaxSlicedPacket::from_ether_type(
+                EtherType(u16::from_be_bytes([proto[0], proto[1]])),
+                rest,
+            )
         }
         // BSD loopback: a 4-byte address family in host order, then the IP packet.
         LinkType::Null | LinkType::Loop => {
@@ -117,7 +120,10 @@ mod tests {
 
     #[test]
     fn truncated_ethernet_header_is_a_link_error() {
-        assert_eq!(decode(LinkType::Ethernet, &[0u8; 10]), Err(DecodeError::Link));
+        assert_eq!(
+            decode(LinkType::Ethernet, &[0u8; 10]),
+            Err(DecodeError::Link)
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub struct PacketPrinter<W: Write> {
 
 impl<W: Write> PacketPrinter<W> {
     pub fn new(out: W) -> Self {
-        Self { out, stats: PrintStats::default() }
+        Self {
+            out,
+            stats: PrintStats::default(),
+        }
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -79,6 +82,10 @@ impl<W: Write> PacketPrinter<W> {
             flag_letters(seg.flags),
             seg.payload.len(),
         )?;
+        if (p.data.len() as u64) < u64::from(p.orig_len) {
+            // The snap length cut the frame: the payload shown is only what was captured.
+            write!(self.out, " captured={}/{}", p.data.len(), p.orig_len)?;
+        }
         let mut head = [0u8; HTTP_TOKEN_MAX];
         let n = seg.payload.len().min(HTTP_TOKEN_MAX);
         head[..n].copy_from_slice(&seg.payload[..n]);

@@ -54,7 +54,10 @@ fn main() -> ExitCode {
     }
 }
 
-#[expect(clippy::print_stderr, reason = "startup and summary lines go to stderr in headless mode")]
+#[expect(
+    clippy::print_stderr,
+    reason = "startup and summary lines go to stderr in headless mode"
+)]
 fn run(cli: &Cli) -> anyhow::Result<()> {
     if !cli.headless {
         eprintln!("http-top: the dashboard is not built yet; printing packets as with --headless");
@@ -84,7 +87,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Box::new(live)
     };
 
-    let deadline = cli.duration.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let deadline = cli
+        .duration
+        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let stdout = io::stdout().lock();
     let mut printer = PacketPrinter::new(io::BufWriter::with_capacity(1 << 16, stdout));
     let ifaces = source.interfaces().to_vec();
@@ -111,22 +116,23 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 
     let cs = source.stats();
     let ps = printer.stats;
-    eprintln!(
-        "http-top: packets={} tcp_segments={} payload_bytes={} not_tcp={} decode_errors={} \
-         ring_drops={} filter_seen={} filter_kept={} filter_insert_failed={} tracked_conns={} \
-         bad_records={}",
-        cs.packets,
-        ps.tcp_segments,
-        ps.payload_bytes,
-        ps.not_tcp,
-        ps.decode_errors,
-        cs.ring_drops,
-        cs.filter_seen,
-        cs.filter_kept,
-        cs.filter_insert_failed,
-        cs.tracked_conns,
-        cs.bad_records,
+    let mut summary = format!(
+        "http-top: packets={} tcp_segments={} payload_bytes={} not_tcp={} decode_errors={}",
+        cs.packets, ps.tcp_segments, ps.payload_bytes, ps.not_tcp, ps.decode_errors,
     );
+    if cli.read.is_some() {
+        summary += &format!(" bad_records={}", cs.bad_records);
+    } else {
+        summary += &format!(
+            " ring_drops={} filter_seen={} filter_kept={} filter_insert_failed={} tracked_conns={}",
+            cs.ring_drops,
+            cs.filter_seen,
+            cs.filter_kept,
+            cs.filter_insert_failed,
+            cs.tracked_conns,
+        );
+    }
+    eprintln!("{summary}");
     let _ = io::stderr().flush();
     result
 }

@@ -24,7 +24,10 @@ pub fn printable(bytes: &[u8]) -> String {
 /// The first line of an HTTP message (up to CR or LF), at most `max` bytes of it.
 #[must_use]
 pub fn first_line(payload: &[u8], max: usize) -> &[u8] {
-    let end = payload.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(payload.len());
+    let end = payload
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(payload.len());
     &payload[..end.min(max)]
 }
 
@@ -43,7 +46,10 @@ mod tests {
 
     #[test]
     fn first_line_stops_at_crlf_and_cap() {
-        assert_eq!(first_line(b"GET / HTTP/1.1\r\nHost: x\r\n", 100), b"GET / HTTP/1.1");
+        assert_eq!(
+            first_line(b"GET / HTTP/1.1\r\nHost: x\r\n", 100),
+            b"GET / HTTP/1.1"
+        );
         assert_eq!(first_line(b"GET /long", 5), b"GET /");
         assert_eq!(first_line(b"", 5), b"");
     }

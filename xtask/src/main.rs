@@ -1,1 +1,174 @@
-fn main() {}
+//! Jobs a developer repeats: `cargo xtask setup | run | test | demo-capture`.
+//!
+//! Not needed for a plain `cargo build` once the toolchain is in place; `setup` is what puts it there.
+
+mod demo;
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and testing need and a fresh machine lacks (idempotent)
+    Setup {
+        /// Also the system packages the end-to-end tests use (apt; needs root)
+        #[arg(long)]
+        test_deps: bool,
+    },
+    /// Build release and run http-top; with no arguments, on the bundled demo capture
+    Run {
+        /// Arguments for http-top
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Setup, then fmt check, clippy, unit tests and the root-only end-to-end tests
+    Test,
+    /// rustfmt check and clippy (-D warnings) on the userspace crates and on the eBPF crate
+    Lint,
+    /// Regenerate assets/demo.pcap from real traffic (nginx and curl in network namespaces; root)
+    DemoCapture,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Setup { test_deps } => setup::run(test_deps),
+        Cmd::Run { args } => run(&args),
+        Cmd::Test => test(),
+        Cmd::Lint => {
+            setup::run(false)?;
+            lint()
+        }
+        Cmd::DemoCapture => demo::run(&root()),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent")
+        .to_path_buf()
+}
+
+/// Effective uid 0? (/proc/self is owned by the effective uid; saves a libc dependency.)
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+/// Runs a command in the workspace root, failing with its command line if it fails.
+fn sh(cmd: &mut Command) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: {shown}");
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(args: &[String]) -> anyhow::Result<()> {
+    setup::run(false)?;
+    sh(cargo().args(["build", "--release", "-p", "http-top"]))?;
+    let bin = root().join("target/release/http-top");
+    let demo = root().join("assets/demo.pcap");
+    let args: Vec<String> = if args.is_empty() {
+        vec!["-r".into(), demo.display().to_string()]
+    } else {
+        args.to_vec()
+    };
+    let live = args
+        .iter()
+        .any(|a| a == "-i" || a.starts_with("--interface"));
+    let mut cmd = if live && !is_root() {
+        let mut c = Command::new("sudo");
+        c.arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    cmd.args(&args);
+    let status = cmd.status().context("cannot start http-top")?;
+    if !status.success() {
+        bail!("http-top exited with {status}");
+    }
+    Ok(())
+}
+
+fn lint() -> anyhow::Result<()> {
+    sh(cargo().args(["fmt", "--all", "--check"]))?;
+    // The default members (everything but the eBPF crate) on the host...
+    sh(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    // ...and the eBPF crate for the target it is built for.
+    sh(Command::new("rustup").args([
+        "run",
+        "nightly",
+        "cargo",
+        "clippy",
+        "-p",
+        "http-top-ebpf",
+        "--release",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+fn test() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    setup::run(true)?;
+    sh(cargo().args(["fmt", "--all", "--check"]))?;
+    sh(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // Unit tests and the file-based integration tests: no root needed.
+    sh(cargo().args(["test", "--workspace"]))?;
+    // End-to-end tests: the real filter on real sockets in network namespaces. They are #[ignore]d
+    // in plain `cargo test` because they need root.
+    if !is_root() {
+        bail!(
+            "the end-to-end tests need root (network namespaces, eBPF): run `sudo -E cargo xtask test`"
+        );
+    }
+    sh(cargo().args([
+        "test",
+        "-p",
+        "http-top",
+        "--test",
+        "live_e2e",
+        "--",
+        "--ignored",
+        "--test-threads=1",
+    ]))?;
+    eprintln!("xtask: all tests passed in {:.0?}", started.elapsed());
+    Ok(())
+}

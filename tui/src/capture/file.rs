@@ -45,8 +45,14 @@ impl Bytes {
 }
 
 enum Parser {
-    Pcap { parser: PcapParser, link: LinkType },
-    PcapNg { parser: PcapNgParser, ifaces: Vec<NgIface> },
+    Pcap {
+        parser: PcapParser,
+        link: LinkType,
+    },
+    PcapNg {
+        parser: PcapNgParser,
+        ifaces: Vec<NgIface>,
+    },
 }
 
 /// What a pcapng Interface Description Block says about the packets that name it.
@@ -83,20 +89,30 @@ impl FileSource {
             Bytes::Map(unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {name}"))?)
         } else {
             let mut v = Vec::new();
-            std::io::Read::read_to_end(&mut &file, &mut v).with_context(|| format!("cannot read {name}"))?;
+            std::io::Read::read_to_end(&mut &file, &mut v)
+                .with_context(|| format!("cannot read {name}"))?;
             Bytes::Owned(v)
         };
         let data = bytes.as_slice();
         let Some(magic) = data.get(..4) else {
-            bail!("{name}: too short to be a capture file ({} bytes)", data.len());
+            bail!(
+                "{name}: too short to be a capture file ({} bytes)",
+                data.len()
+            );
         };
         let (rest_len, parser) = if magic == PCAPNG_MAGIC {
-            let (rest, parser) =
-                PcapNgParser::new(data).map_err(|e| anyhow::anyhow!("{name}: bad pcapng header: {e}"))?;
-            (rest.len(), Parser::PcapNg { parser, ifaces: Vec::new() })
+            let (rest, parser) = PcapNgParser::new(data)
+                .map_err(|e| anyhow::anyhow!("{name}: bad pcapng header: {e}"))?;
+            (
+                rest.len(),
+                Parser::PcapNg {
+                    parser,
+                    ifaces: Vec::new(),
+                },
+            )
         } else if PCAP_MAGICS.iter().any(|m| m == magic) {
-            let (rest, parser) =
-                PcapParser::new(data).map_err(|e| anyhow::anyhow!("{name}: bad pcap header: {e}"))?;
+            let (rest, parser) = PcapParser::new(data)
+                .map_err(|e| anyhow::anyhow!("{name}: bad pcap header: {e}"))?;
             let datalink = parser.header().datalink;
             let Some(link) = link_type(datalink) else {
                 bail!(
@@ -113,7 +129,11 @@ impl FileSource {
             bytes,
             pos,
             parser,
-            names: vec![name],
+            // Shown in every output line: the file name, not the whole path.
+            names: vec![
+                path.file_name()
+                    .map_or(name, |n| n.to_string_lossy().into_owned()),
+            ],
             stats: CaptureStats::default(),
             unsupported_link: 0,
             done: false,
@@ -121,7 +141,10 @@ impl FileSource {
     }
 }
 
-#[expect(clippy::print_stderr, reason = "headless-only path; the dashboard will log this to a file")]
+#[expect(
+    clippy::print_stderr,
+    reason = "headless-only path; the dashboard will log this to a file"
+)]
 fn report_bad_record(err: &PcapError) {
     eprintln!("http-top: capture file ends with an unreadable record ({err}); stopping there");
 }
@@ -158,11 +181,18 @@ fn ng_iface(idb: &InterfaceDescriptionBlock<'_>) -> NgIface {
                     (num, den) = (1_000_000_000, 1u64.checked_shl(exp).unwrap_or(u64::MAX));
                 }
             }
-            InterfaceDescriptionOption::IfTsOffset(s) => offset_ns = s.saturating_mul(1_000_000_000),
+            InterfaceDescriptionOption::IfTsOffset(s) => {
+                offset_ns = s.saturating_mul(1_000_000_000)
+            }
             _ => {}
         }
     }
-    NgIface { link: link_type(idb.linktype), num, den, offset_ns }
+    NgIface {
+        link: link_type(idb.linktype),
+        num,
+        den,
+        offset_ns,
+    }
 }
 
 impl PacketSource for FileSource {
@@ -222,7 +252,9 @@ impl PacketSource for FileSource {
                             epb.data,
                             epb.original_len,
                         ),
-                        Block::SimplePacket(spb) => (ifaces.first(), None, spb.data, spb.original_len),
+                        Block::SimplePacket(spb) => {
+                            (ifaces.first(), None, spb.data, spb.original_len)
+                        }
                         _ => continue,
                     };
                     let Some(iface) = iface else {

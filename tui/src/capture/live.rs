@@ -92,7 +92,13 @@ fn os_err(what: &str) -> anyhow::Error {
     }
 }
 
-fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, val: &T, what: &str) -> anyhow::Result<()> {
+fn setsockopt<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    val: &T,
+    what: &str,
+) -> anyhow::Result<()> {
     // SAFETY: `val` points to a live `T` of the size passed.
     let r = unsafe {
         libc::setsockopt(
@@ -140,9 +146,21 @@ impl Ring {
         if hw_type == ARPHRD_LOOPBACK {
             // On lo every packet passes the tap twice, once leaving and once arriving; keep the
             // arriving copy only (PACKET_IGNORE_OUTGOING, Linux 4.20).
-            setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32, "PACKET_IGNORE_OUTGOING")?;
+            setsockopt(
+                &fd,
+                libc::SOL_PACKET,
+                libc::PACKET_IGNORE_OUTGOING,
+                &1i32,
+                "PACKET_IGNORE_OUTGOING",
+            )?;
         }
-        setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V3, "PACKET_VERSION")?;
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            &TPACKET_V3,
+            "PACKET_VERSION",
+        )?;
 
         let block_nr = (ring_mb.max(1) * (1 << 20)) / BLOCK_SIZE;
         let req = libc::tpacket_req3 {
@@ -154,7 +172,13 @@ impl Ring {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req, "PACKET_RX_RING")?;
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_RX_RING,
+            &req,
+            "PACKET_RX_RING",
+        )?;
         let map_len = BLOCK_SIZE as usize * block_nr as usize;
         // SAFETY: maps the ring the kernel just allocated for this fd; checked for MAP_FAILED.
         let map = unsafe {
@@ -234,7 +258,8 @@ impl Ring {
                     return Some(off);
                 }
                 // The caller is done with every packet of this block (their borrows ended).
-                self.block_status(self.block).store(libc::TP_STATUS_KERNEL, Ordering::Release);
+                self.block_status(self.block)
+                    .store(libc::TP_STATUS_KERNEL, Ordering::Release);
                 self.in_block = false;
                 self.block = (self.block + 1) % self.block_nr;
             }
@@ -257,7 +282,13 @@ impl Ring {
         let len = self.read_u32(off + 16);
         // tp_mac is a u16 at offset 24.
         // SAFETY: in-bounds read of the header the kernel wrote.
-        let mac = usize::from(unsafe { self.map.as_ptr().add(off + 24).cast::<u16>().read_unaligned() });
+        let mac = usize::from(unsafe {
+            self.map
+                .as_ptr()
+                .add(off + 24)
+                .cast::<u16>()
+                .read_unaligned()
+        });
         // struct sockaddr_ll follows the header at TPACKET_ALIGN(sizeof(tpacket3_hdr)) = 48;
         // sll_pkttype is its byte 10.
         // SAFETY: in-bounds read.
@@ -273,12 +304,20 @@ impl Ring {
             data,
             orig_len: len,
             iface,
-            direction: if pkttype == libc::PACKET_OUTGOING as u8 { Direction::Out } else { Direction::In },
+            direction: if pkttype == libc::PACKET_OUTGOING {
+                Direction::Out
+            } else {
+                Direction::In
+            },
         }
     }
 
     fn read_drops(&mut self) -> u64 {
-        let mut st = libc::tpacket_stats_v3 { tp_packets: 0, tp_drops: 0, tp_freeze_q_cnt: 0 };
+        let mut st = libc::tpacket_stats_v3 {
+            tp_packets: 0,
+            tp_drops: 0,
+            tp_freeze_q_cnt: 0,
+        };
         let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
         // SAFETY: `st` and `len` are valid out-pointers of the sizes given.
         let r = unsafe {
@@ -318,7 +357,10 @@ impl LiveSource {
         let filter = KernelFilter::load(&opts.ports)?;
         let mut rings = Vec::new();
         for iface in &opts.interfaces {
-            rings.push(Ring::open(iface, &filter, opts.ring_mb).with_context(|| format!("capturing on {iface}"))?);
+            rings.push(
+                Ring::open(iface, &filter, opts.ring_mb)
+                    .with_context(|| format!("capturing on {iface}"))?,
+            );
         }
         Ok(Self {
             filter,
@@ -347,7 +389,11 @@ impl LiveSource {
         let mut fds: Vec<libc::pollfd> = self
             .rings
             .iter()
-            .map(|r| libc::pollfd { fd: r.fd.as_raw_fd(), events: libc::POLLIN | libc::POLLERR, revents: 0 })
+            .map(|r| libc::pollfd {
+                fd: r.fd.as_raw_fd(),
+                events: libc::POLLIN | libc::POLLERR,
+                revents: 0,
+            })
             .collect();
         let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
         // SAFETY: `fds` is a valid array of the length passed.

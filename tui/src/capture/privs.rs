@@ -40,7 +40,8 @@ fn target(user: Option<&str>) -> anyhow::Result<Option<(u32, u32)>> {
 
 fn check(ret: libc::c_int, what: &str) -> anyhow::Result<()> {
     if ret < 0 {
-        return Err(io::Error::last_os_error()).with_context(|| format!("dropping privileges: {what}"));
+        return Err(io::Error::last_os_error())
+            .with_context(|| format!("dropping privileges: {what}"));
     }
     Ok(())
 }
@@ -61,8 +62,11 @@ pub fn drop_privileges(user: Option<&str>) -> anyhow::Result<DroppedTo> {
             check(r, "PR_CAPBSET_DROP")?;
         }
     }
-    // SAFETY: prctl with integer arguments only.
-    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, "PR_SET_NO_NEW_PRIVS")?;
+    check(
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
+        "PR_SET_NO_NEW_PRIVS",
+    )?;
 
     if let Some((uid, gid)) = target(user)? {
         let groups = [gid];
@@ -102,12 +106,17 @@ fn clear_capabilities() -> anyhow::Result<()> {
         inheritable: u32,
     }
     // _LINUX_CAPABILITY_VERSION_3: two 32-bit data words (include/uapi/linux/capability.h).
-    let mut header = CapHeader { version: 0x2008_0522, pid: 0 };
-    let data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
-    // SAFETY: capset reads one header and two data structs, laid out as the kernel expects.
-    let r = unsafe {
-        libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr())
+    let mut header = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
     };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capset reads one header and two data structs, laid out as the kernel expects.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) };
     check(i32::try_from(r).unwrap_or(-1), "capset")
 }
 

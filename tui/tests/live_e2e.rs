@@ -1,0 +1,536 @@
+//! End-to-end tests of live capture: the real kernel filter on real `AF_PACKET` sockets, a real HTTP
+//! server and real clients (curl) in network namespaces that each test creates and removes.
+//!
+//! They need root (namespaces, eBPF), so they are `#[ignore]`d in a plain `cargo test`;
+//! `cargo xtask test` runs them with `--ignored`. Every wait is on a condition with a deadline, and
+//! every process started here is bounded in time (the server exits by itself after 120 s, http-top has
+//! `--duration`).
+//!
+//! Traffic goes only to addresses inside the namespaces the test made (and their loopback).
+
+#![expect(
+    clippy::print_stderr,
+    reason = "tests explain what they are waiting for"
+)]
+
+use std::{
+    collections::HashMap,
+    fs,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_http-top");
+const HTTPD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/httpd.py");
+const NOISE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/noise.py");
+const HTTP_PORT: u16 = 8080;
+const OTHER_HTTP_PORT: u16 = 8081;
+const ECHO_PORT: u16 = 9000;
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ip(args: &[&str]) {
+    run(Command::new("ip").args(args));
+}
+
+fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    wait_until_or(what, timeout, &mut cond, String::new);
+}
+
+/// Polls `cond` until it holds; on time-out fails with `explain()`.
+fn wait_until_or(
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+    explain: impl Fn() -> String,
+) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            explain()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A network namespace, deleted (with its veths and processes' sockets) on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        let name = format!("ht{tag}{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        Self(name)
+    }
+
+    fn exec(&self, prog: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, prog]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A child process killed on drop, so a failing assertion never leaves it behind.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("http-top-e2e-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn start_server(ns: &Netns, dir: &Path, binds: &[(&str, u16)]) -> Guard {
+    let ready = dir.join("httpd.ready");
+    let mut cmd = ns.exec("python3");
+    cmd.arg(HTTPD);
+    for (host, port) in binds {
+        cmd.arg(host).arg(port.to_string());
+    }
+    cmd.args(["--tcp-echo", &ECHO_PORT.to_string(), "--ready"])
+        .arg(&ready);
+    cmd.stdout(Stdio::null())
+        .stderr(fs::File::create(dir.join("httpd.log")).unwrap());
+    let g = Guard(cmd.spawn().expect("start python3 http server"));
+    wait_until("the HTTP server to listen", Duration::from_secs(10), || {
+        ready.exists()
+    });
+    g
+}
+
+/// One line of http-top's headless packet output.
+#[derive(Debug)]
+struct Line {
+    src: SocketAddr,
+    dst: SocketAddr,
+    flags: String,
+    len: u64,
+    start: Option<String>,
+}
+
+fn parse_line(l: &str) -> Line {
+    let f: Vec<&str> = l.split_whitespace().collect();
+    assert!(f.len() >= 8 && f[4] == ">", "unexpected output line: {l}");
+    let start = l.find(" \"").map(|i| l[i + 2..l.len() - 1].to_owned());
+    Line {
+        src: f[3]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad address in {l}")),
+        dst: f[5]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad address in {l}")),
+        flags: f[6].trim_matches(['[', ']']).to_owned(),
+        len: f[7]
+            .strip_prefix("len=")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("bad len in {l}")),
+        start,
+    }
+}
+
+/// http-top running headless in a namespace, writing to files.
+struct Capture {
+    child: Guard,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Capture {
+    fn start(ns: &Netns, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let out = dir.join("http-top.out");
+        let err = dir.join("http-top.err");
+        let mut cmd = ns.exec(BIN);
+        cmd.args(["--headless", "--duration", "60"]).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap());
+        let child = Guard(cmd.spawn().expect("start http-top"));
+        let cap = Self { child, out, err };
+        wait_until(
+            "http-top to attach its filter",
+            Duration::from_secs(20),
+            || {
+                let e = fs::read_to_string(&cap.err).unwrap_or_default();
+                assert!(
+                    !e.contains("http-top: ") || e.contains("capturing on"),
+                    "http-top failed to start:\n{e}"
+                );
+                e.contains("capturing on")
+            },
+        );
+        cap
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    fn lines(&self) -> Vec<Line> {
+        fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(parse_line)
+            .collect()
+    }
+
+    /// Ctrl-C, then the summary counters it printed on the way out.
+    fn stop(mut self) -> HashMap<String, u64> {
+        run(Command::new("kill").args(["-INT", &self.pid().to_string()]));
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "http-top did not exit on SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let err = fs::read_to_string(&self.err).unwrap();
+        assert!(status.success(), "http-top exited with {status}:\n{err}");
+        let summary = err
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("http-top: packets="))
+            .expect("summary line");
+        summary
+            .trim_start_matches("http-top: ")
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+            .collect()
+    }
+}
+
+/// Bytes a set of curl transfers put on the wire, by direction, from curl's own accounting.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Sent {
+    requests: u64,
+    to_server: u64,
+    to_client: u64,
+}
+
+impl std::ops::AddAssign for Sent {
+    fn add_assign(&mut self, o: Self) {
+        self.requests += o.requests;
+        self.to_server += o.to_server;
+        self.to_client += o.to_client;
+    }
+}
+
+/// Runs one curl (one connection, reused for every URL) and returns what it sent and received.
+fn curl(ns: &Netns, extra: &[&str], urls: &[String]) -> Sent {
+    let mut cmd = ns.exec("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "-w",
+        "%{size_request} %{size_upload} %{size_header} %{size_download}\\n",
+    ]);
+    cmd.args(extra);
+    for u in urls {
+        cmd.args(["-o", "/dev/null", "-g", u]);
+    }
+    let out = run(&mut cmd);
+    let mut s = Sent::default();
+    for l in out.lines() {
+        let n: Vec<u64> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        s.requests += 1;
+        // size_request already includes the body (size_upload counts it again).
+        s.to_server += n[0];
+        s.to_client += n[2] + n[3];
+    }
+    assert_eq!(s.requests as usize, urls.len(), "curl output: {out}");
+    s
+}
+
+/// Sums the payload http-top printed, by direction relative to the HTTP server port.
+fn seen(lines: &[Line]) -> Sent {
+    let mut s = Sent::default();
+    for l in lines {
+        if l.dst.port() == HTTP_PORT {
+            s.to_server += l.len;
+            if l.start.is_some() {
+                s.requests += 1;
+            }
+        } else {
+            s.to_client += l.len;
+        }
+    }
+    s
+}
+
+/// Drives the same client mix against `v4`/`v6` server addresses; returns what the clients counted.
+fn client_mix(client: &Netns, dir: &Path, v4: &str, v6: &str) -> Sent {
+    let base = format!("http://{v4}:{HTTP_PORT}");
+    let mut sent = Sent::default();
+    // Keep-alive: four requests on one connection, one of them large enough for GSO super-frames.
+    sent += curl(
+        client,
+        &[],
+        &[
+            format!("{base}/bytes/100"),
+            format!("{base}/bytes/300000"),
+            format!("{base}/status/404"),
+            format!("{base}/?s=search&q=1"),
+        ],
+    );
+    // A POST with a body.
+    let body = dir.join("body.bin");
+    fs::write(&body, vec![b'a'; 3000]).unwrap();
+    sent += curl(
+        client,
+        &[
+            "--data-binary",
+            &format!("@{}", body.display()),
+            "-H",
+            "Expect:",
+        ],
+        &[format!("{base}/upload")],
+    );
+    // IPv6.
+    sent += curl(
+        client,
+        &[],
+        &[format!("http://[{v6}]:{HTTP_PORT}/bytes/5000")],
+    );
+    sent
+}
+
+fn noise(client: &Netns, v4: &str, v6: &str) {
+    for addr in [v4, v6] {
+        run(client.exec("python3").args([
+            NOISE,
+            addr,
+            &HTTP_PORT.to_string(),
+            &ECHO_PORT.to_string(),
+        ]));
+    }
+    run(client
+        .exec("ping")
+        .args(["-c", "2", "-i", "0.2", "-W", "2", v4]));
+}
+
+fn assert_caps_dropped(pid: u32, uid: u32) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_else(|| panic!("no {k}"))
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field("Uid:"), vec![uid.to_string(); 4], "{status}");
+    assert_eq!(field("CapEff:"), ["0000000000000000"], "{status}");
+    assert_eq!(field("CapPrm:"), ["0000000000000000"], "{status}");
+    assert_eq!(field("CapBnd:"), ["0000000000000000"], "{status}");
+}
+
+/// Checks shared by both tests, once the clients are done.
+fn check(cap: Capture, sent: Sent, connections: usize) {
+    // Wait until every byte the clients counted, and both FINs of every connection, were printed.
+    let fins = |lines: &[Line]| lines.iter().filter(|l| l.flags.contains('F')).count();
+    wait_until_or(
+        "http-top to report every byte and FIN",
+        Duration::from_secs(15),
+        || {
+            let lines = cap.lines();
+            seen(&lines) == sent && fins(&lines) >= 2 * connections
+        },
+        || {
+            let lines = cap.lines();
+            format!(
+                "clients counted {sent:?}, http-top showed {:?} and {} FINs",
+                seen(&lines),
+                fins(&lines)
+            )
+        },
+    );
+    let lines = cap.lines();
+    let summary = cap.stop();
+    eprintln!("summary: {summary:?}");
+
+    // Nothing but the HTTP port's TCP reached userspace: no echo-port TCP, no other HTTP port, no
+    // UDP or ICMP (which would show as not_tcp).
+    for l in &lines {
+        assert!(
+            l.src.port() == HTTP_PORT || l.dst.port() == HTTP_PORT,
+            "packet outside the HTTP connections reached userspace: {l:?}"
+        );
+        assert!(
+            l.len > 0 || l.flags.contains('F') || l.flags.contains('R'),
+            "pure ACK kept: {l:?}"
+        );
+    }
+    assert_eq!(summary["not_tcp"], 0);
+    assert_eq!(summary["decode_errors"], 0);
+    assert_eq!(summary["ring_drops"], 0, "kernel ring drops");
+    assert_eq!(summary["filter_insert_failed"], 0);
+    // The filter saw the noise (and the handshakes and ACKs) and dropped it.
+    assert!(
+        summary["filter_seen"] > summary["filter_kept"] + 20,
+        "{summary:?}"
+    );
+    assert_eq!(summary["filter_kept"], summary["packets"]);
+    // Closed connections were removed from the kernel map, although http-top no longer has
+    // privileges when it removes them.
+    assert_eq!(
+        summary["tracked_conns"], 0,
+        "connections left in the kernel map"
+    );
+
+    let starts: Vec<&str> = lines.iter().filter_map(|l| l.start.as_deref()).collect();
+    for want in [
+        "GET /bytes/300000 HTTP/1.1",
+        "GET /?s=search&q=1 HTTP/1.1",
+        "POST /upload HTTP/1.1",
+        "HTTP/1.1 404 Not Found",
+        "HTTP/1.1 201 Created",
+        "GET /bytes/5000 HTTP/1.1",
+    ] {
+        assert!(
+            starts.contains(&want),
+            "missing start line {want:?} in {starts:?}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and eBPF (cargo xtask test runs it)"]
+fn veth_between_namespaces_keeps_exactly_the_http_traffic() {
+    let dir = tmpdir("veth");
+    let server = Netns::new("s");
+    let client = Netns::new("c");
+    let net = std::process::id() % 250;
+    let (v4s, v4c) = (format!("10.231.{net}.1"), format!("10.231.{net}.2"));
+    let (v6s, v6c) = ("fd00:4854::1", "fd00:4854::2");
+    let (vs, vc) = (
+        format!("hts{}", std::process::id()),
+        format!("htc{}", std::process::id()),
+    );
+    ip(&[
+        "link", "add", &vs, "netns", &server.0, "type", "veth", "peer", "name", &vc, "netns",
+        &client.0,
+    ]);
+    for (ns, dev, a4, a6) in [(&server, &vs, &v4s, v6s), (&client, &vc, &v4c, v6c)] {
+        ip(&["-n", &ns.0, "addr", "add", &format!("{a4}/24"), "dev", dev]);
+        ip(&[
+            "-n",
+            &ns.0,
+            "addr",
+            "add",
+            &format!("{a6}/64"),
+            "dev",
+            dev,
+            "nodad",
+        ]);
+        ip(&["-n", &ns.0, "link", "set", dev, "up"]);
+    }
+    let _httpd = start_server(
+        &server,
+        &dir,
+        &[(&v4s, HTTP_PORT), (v6s, HTTP_PORT), (&v4s, OTHER_HTTP_PORT)],
+    );
+
+    // As if run with sudo by uid 65534: http-top must end up as that user with no capabilities.
+    let cap = Capture::start(
+        &client,
+        &dir,
+        &["-i", &vc, "--port", &HTTP_PORT.to_string()],
+        &[("SUDO_UID", "65534"), ("SUDO_GID", "65534")],
+    );
+    assert_caps_dropped(cap.pid(), 65534);
+
+    let sent = client_mix(&client, &dir, &v4s, v6s);
+    // HTTP on a port outside --port must be dropped in the kernel.
+    let _ = curl(
+        &client,
+        &[],
+        &[format!("http://{v4s}:{OTHER_HTTP_PORT}/bytes/2000")],
+    );
+    noise(&client, &v4s, v6s);
+
+    // veth hands AF_PACKET whole GSO super-frames; they must arrive uncut.
+    wait_until("a GSO super-frame", Duration::from_secs(15), || {
+        cap.lines().iter().any(|l| l.len > 3000)
+    });
+    check(cap, sent, 3);
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and eBPF (cargo xtask test runs it)"]
+fn loopback_counts_each_packet_once() {
+    let dir = tmpdir("lo");
+    let ns = Netns::new("l");
+    let _httpd = start_server(&ns, &dir, &[("127.0.0.1", HTTP_PORT), ("::1", HTTP_PORT)]);
+    // Real root, no sudo: stays uid 0 but with every capability gone.
+    let cap = Capture::start(&ns, &dir, &["-i", "lo"], &[]);
+    assert_caps_dropped(cap.pid(), 0);
+    let sent = client_mix(&ns, &dir, "127.0.0.1", "::1");
+    noise(&ns, "127.0.0.1", "::1");
+    // Exact byte equality: a packet seen twice (lo's outgoing copy) would double the sums.
+    check(cap, sent, 3);
+}
+
+#[test]
+#[ignore = "needs root to switch to an unprivileged user (cargo xtask test runs it)"]
+fn without_privileges_it_says_what_to_run() {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .args([BIN, "-i", "lo", "--headless", "--duration", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("needs root") && last.contains("sudo http-top"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}

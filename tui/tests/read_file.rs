@@ -1,0 +1,182 @@
+//! `http-top -r FILE --headless` on real captures: the public corpus in ../shared/corpus and the
+//! bundled demo. No root needed.
+//!
+//! Expected numbers come from tshark 4.0 on the same files, not from http-top:
+//! frames `capinfos -c`, TCP segments and payload bytes `tshark -T fields -e tcp.len` (count of
+//! non-empty fields, sum), requests `tshark -Y http.request | wc -l`.
+
+use std::{collections::HashMap, path::Path, process::Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_http-top");
+
+struct Run {
+    stdout: String,
+    summary: HashMap<String, u64>,
+}
+
+fn read(path: &Path) -> Run {
+    let out = Command::new(BIN)
+        .arg("-r")
+        .arg(path)
+        .arg("--headless")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", path.display());
+    let summary = stderr
+        .lines()
+        .find(|l| l.starts_with("http-top: packets="))
+        .unwrap_or_else(|| panic!("no summary in {stderr}"))
+        .trim_start_matches("http-top: ")
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+        .collect();
+    Run {
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        summary,
+    }
+}
+
+fn corpus(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpus")
+        .join(name)
+}
+
+fn request_lines(stdout: &str) -> usize {
+    const METHODS: [&str; 7] = [
+        "GET ", "POST ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ", "PATCH ",
+    ];
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(" \"").map(|(_, s)| s))
+        .filter(|s| METHODS.iter().any(|m| s.starts_with(m)))
+        .count()
+}
+
+#[test]
+fn corpus_files_decode_exactly_as_tshark_counts_them() {
+    // (file, frames, tcp segments, tcp payload bytes, http requests)
+    for (file, frames, segs, bytes, reqs) in [
+        ("wireshark-http-cap.pcap", 43, 41, 22_584, 2),
+        ("fhs-gzip-keepalive.pcap", 101, 87, 51_870, 9),
+        ("zeek-pipelined-requests.pcap", 49, 49, 42_362, 5),
+        ("zeek-100-continue.pcap", 66, 66, 63_324, 1),
+    ] {
+        let r = read(&corpus(file));
+        assert_eq!(r.summary["packets"], frames, "{file}");
+        assert_eq!(r.summary["tcp_segments"], segs, "{file}");
+        assert_eq!(r.summary["payload_bytes"], bytes, "{file}");
+        // Frames that are not TCP (DNS in these captures) are counted apart, not as errors.
+        assert_eq!(r.summary["not_tcp"], frames - segs, "{file}");
+        assert_eq!(r.summary["decode_errors"], 0, "{file}");
+        assert_eq!(r.summary["bad_records"], 0, "{file}");
+        assert_eq!(request_lines(&r.stdout), reqs, "{file}");
+        assert_eq!(
+            r.stdout.lines().count() as u64,
+            segs,
+            "{file}: one line per TCP segment"
+        );
+    }
+}
+
+#[test]
+fn the_bundled_demo_is_real_traffic_and_reads_cleanly() {
+    let r = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo.pcap"));
+    assert_eq!(r.summary["packets"], 4082);
+    assert_eq!(r.summary["tcp_segments"], 4082);
+    assert_eq!(r.summary["payload_bytes"], 1_278_307);
+    assert_eq!(request_lines(&r.stdout), 749);
+    assert!(r.stdout.contains("\"GET /search?s=shoes&page=1 HTTP/1.1\""));
+}
+
+#[test]
+fn a_file_cut_mid_record_keeps_what_was_read() {
+    let src = std::fs::read(corpus("zeek-pipelined-requests.pcap")).unwrap();
+    let dir = std::env::temp_dir().join(format!("http-top-trunc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &src[..src.len() - 700]).unwrap();
+    let r = read(&cut);
+    assert_eq!(r.summary["bad_records"], 1);
+    assert!(
+        r.summary["packets"] > 40 && r.summary["packets"] < 49,
+        "{:?}",
+        r.summary
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn not_a_capture_is_a_clear_error() {
+    let out = Command::new(BIN)
+        .args([
+            "-r",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/read_file.rs"),
+            "--headless",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a pcap or pcapng file"), "{err}");
+}
+
+#[test]
+fn pcapng_with_nanosecond_resolution_reads_like_the_pcap_it_came_from() {
+    use pcap_file::{
+        DataLink,
+        pcap::PcapReader,
+        pcapng::{
+            PcapNgWriter,
+            blocks::{
+                enhanced_packet::EnhancedPacketBlock,
+                interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption},
+            },
+        },
+    };
+    let src = corpus("fhs-gzip-keepalive.pcap");
+    let dir = std::env::temp_dir().join(format!("http-top-ng-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ng = dir.join("fhs.pcapng");
+    {
+        let mut reader = PcapReader::new(std::fs::File::open(&src).unwrap()).unwrap();
+        let mut writer = PcapNgWriter::new(std::fs::File::create(&ng).unwrap()).unwrap();
+        writer
+            .write_pcapng_block(InterfaceDescriptionBlock {
+                linktype: DataLink::ETHERNET,
+                snaplen: 0,
+                // if_tsresol = 9: timestamps count nanoseconds (the default would be microseconds).
+                options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+            })
+            .unwrap();
+        while let Some(p) = reader.next_packet() {
+            let p = p.unwrap();
+            writer
+                .write_pcapng_block(EnhancedPacketBlock {
+                    interface_id: 0,
+                    timestamp: p.timestamp,
+                    original_len: p.orig_len,
+                    data: p.data,
+                    options: vec![],
+                })
+                .unwrap();
+        }
+    }
+    let a = read(&src);
+    let b = read(&ng);
+    assert_eq!(a.summary["packets"], b.summary["packets"]);
+    assert_eq!(a.summary["payload_bytes"], b.summary["payload_bytes"]);
+    // Same lines, timestamps included, but for the file name column.
+    let strip = |s: &str| {
+        s.lines()
+            .map(|l| {
+                l.replacen("fhs-gzip-keepalive.pcap", "F", 1)
+                    .replacen("fhs.pcapng", "F", 1)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&a.stdout), strip(&b.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
