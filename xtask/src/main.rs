@@ -141,17 +141,9 @@ fn lint() -> anyhow::Result<()> {
 fn test() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     setup::run(true)?;
-    sh(cargo().args(["fmt", "--all", "--check"]))?;
-    sh(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    // Unit tests and the file-based integration tests: no root needed.
-    sh(cargo().args(["test", "--workspace"]))?;
+    lint()?;
+    // Unit tests and the file-based integration tests of the default members: no root needed.
+    sh(cargo().args(["test"]))?;
     // End-to-end tests: the real filter on real sockets in network namespaces. They are #[ignore]d
     // in plain `cargo test` because they need root.
     if !is_root() {
