@@ -134,6 +134,7 @@ fn start_server(ns: &Netns, dir: &Path, binds: &[(&str, u16)]) -> Guard {
 /// One line of http-top's headless packet output.
 #[derive(Debug)]
 struct Line {
+    iface: String,
     src: SocketAddr,
     dst: SocketAddr,
     flags: String,
@@ -146,6 +147,7 @@ fn parse_line(l: &str) -> Line {
     assert!(f.len() >= 8 && f[4] == ">", "unexpected output line: {l}");
     let start = l.find(" \"").map(|i| l[i + 2..l.len() - 1].to_owned());
     Line {
+        iface: f[1].to_owned(),
         src: f[3]
             .parse()
             .unwrap_or_else(|_| panic!("bad address in {l}")),
@@ -366,7 +368,7 @@ fn assert_caps_dropped(pid: u32, uid: u32) {
 }
 
 /// Checks shared by both tests, once the clients are done.
-fn check(cap: Capture, sent: Sent, connections: usize) {
+fn check(cap: Capture, sent: Sent, connections: usize) -> Vec<Line> {
     // Wait until every byte the clients counted, and both FINs of every connection, were printed.
     let fins = |lines: &[Line]| lines.iter().filter(|l| l.flags.contains('F')).count();
     wait_until_or(
@@ -432,6 +434,7 @@ fn check(cap: Capture, sent: Sent, connections: usize) {
             "missing start line {want:?} in {starts:?}"
         );
     }
+    lines
 }
 
 #[test]
@@ -470,17 +473,26 @@ fn veth_between_namespaces_keeps_exactly_the_http_traffic() {
         &dir,
         &[(&v4s, HTTP_PORT), (v6s, HTTP_PORT), (&v4s, OTHER_HTTP_PORT)],
     );
+    // A second server on the client's own loopback, so one capture covers two interfaces.
+    let local_dir = dir.join("local");
+    fs::create_dir_all(&local_dir).unwrap();
+    let _local_httpd = start_server(&client, &local_dir, &[("127.0.0.1", HTTP_PORT)]);
 
     // As if run with sudo by uid 65534: http-top must end up as that user with no capabilities.
     let cap = Capture::start(
         &client,
         &dir,
-        &["-i", &vc, "--port", &HTTP_PORT.to_string()],
+        &["-i", &vc, "-i", "lo", "--port", &HTTP_PORT.to_string()],
         &[("SUDO_UID", "65534"), ("SUDO_GID", "65534")],
     );
     assert_caps_dropped(cap.pid(), 65534);
 
-    let sent = client_mix(&client, &dir, &v4s, v6s);
+    let mut sent = client_mix(&client, &dir, &v4s, v6s);
+    sent += curl(
+        &client,
+        &[],
+        &[format!("http://127.0.0.1:{HTTP_PORT}/bytes/1234")],
+    );
     // HTTP on a port outside --port must be dropped in the kernel.
     let _ = curl(
         &client,
@@ -493,7 +505,21 @@ fn veth_between_namespaces_keeps_exactly_the_http_traffic() {
     wait_until("a GSO super-frame", Duration::from_secs(15), || {
         cap.lines().iter().any(|l| l.len > 3000)
     });
-    check(cap, sent, 3);
+    let lines = check(cap, sent, 4);
+    // Both interfaces delivered, each under its own name.
+    let on = |iface: &str| lines.iter().filter(|l| l.iface == iface).count();
+    assert!(
+        on(&vc) > 10 && on("lo") >= 4,
+        "veth {} lo {}",
+        on(&vc),
+        on("lo")
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.iface == "lo")
+            .all(|l| l.src.ip().is_loopback())
+    );
 }
 
 #[test]
@@ -509,6 +535,44 @@ fn loopback_counts_each_packet_once() {
     noise(&ns, "127.0.0.1", "::1");
     // Exact byte equality: a packet seen twice (lo's outgoing copy) would double the sums.
     check(cap, sent, 3);
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and eBPF (cargo xtask test runs it)"]
+fn idle_connections_leave_the_kernel_map() {
+    let dir = tmpdir("idle");
+    let ns = Netns::new("i");
+    let _httpd = start_server(&ns, &dir, &[("127.0.0.1", HTTP_PORT)]);
+    let cap = Capture::start(&ns, &dir, &["-i", "lo", "--idle-timeout", "1"], &[]);
+    // One request on a connection that then stays open, silent, for 3 s: no FIN, so only the idle
+    // sweep can remove it.
+    let script = format!(
+        "import socket,time\n\
+         s=socket.create_connection(('127.0.0.1',{HTTP_PORT}))\n\
+         s.sendall(b'GET /bytes/10 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n\
+         d=b''\n\
+         while not d.endswith(b'x'*10): d+=s.recv(4096)\n\
+         time.sleep(3)\n\
+         print('held')\n"
+    );
+    let mut holder = ns.exec("python3");
+    holder.args(["-c", &script]).stdout(Stdio::piped());
+    let holder = holder.spawn().unwrap();
+    let out = holder.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "held");
+    // The sweep removed the connection while it was silent, so the kernel dropped even its FINs.
+    let lines = cap.lines();
+    let summary = cap.stop();
+    assert_eq!(summary["tracked_conns"], 0, "{summary:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.start.as_deref() == Some("GET /bytes/10 HTTP/1.1"))
+    );
+    assert!(
+        !lines.iter().any(|l| l.flags.contains('F')),
+        "the FINs after 3 s of silence belong to a connection the sweep already removed: {lines:?}"
+    );
 }
 
 #[test]

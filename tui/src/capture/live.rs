@@ -36,7 +36,8 @@ const FRAME_SIZE: u32 = 2048;
 /// How long the kernel waits before handing over a block that is not full, in ms: bounds the
 /// latency a quiet interface adds to the display.
 const BLOCK_TIMEOUT_MS: u32 = 10;
-/// How often connections idle in the kernel map are swept.
+/// How often connections idle in the kernel map are swept, at most (a short `--idle-timeout` sweeps
+/// more often, at half the timeout).
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Options for opening a live capture.
@@ -409,7 +410,7 @@ impl LiveSource {
     }
 
     fn maintain(&mut self) {
-        if self.last_sweep.elapsed() >= SWEEP_EVERY {
+        if self.last_sweep.elapsed() >= SWEEP_EVERY.min(self.idle_timeout / 2) {
             self.last_sweep = Instant::now();
             self.filter.expire_idle(self.idle_timeout);
         }
