@@ -7,6 +7,7 @@ mod bpf;
 mod capture;
 mod cli;
 mod decode;
+mod flow;
 mod headless;
 mod text;
 

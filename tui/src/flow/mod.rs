@@ -1,0 +1,594 @@
+//! TCP reassembly: segments in, each direction's byte stream out, in order, once.
+//!
+//! - A connection is keyed by its two endpoints in either order; direction 0 is "from the endpoint
+//!   seen first as a sender", which says nothing about client or server (the HTTP layer decides that
+//!   from who sends a request).
+//! - Each direction is reassembled in sequence space (RFC 9293 3.4): out-of-order segments are
+//!   buffered, retransmitted and overlapping bytes are dropped (the first copy captured wins, and with
+//!   it the capture time of the earliest frame that carried the byte), and sequence numbers wrap.
+//! - A stream picked up mid-connection starts at the first segment seen.
+//! - Bytes that were never captured become a [`Handler::on_gap`] of known length: when the peer
+//!   acknowledges data we did not see, when buffered data outgrows its cap, and when the connection
+//!   ends with a hole.
+//! - Everything that grows has a cap and a counter: out-of-order bytes and holes per direction,
+//!   connections in the table (the least recently active are evicted), bytes buffered in total.
+//!
+//! Pure: no I/O, no clock; time is the capture timestamp of each segment.
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+};
+
+use crate::decode::{Segment, tcp_flags};
+
+/// Limits of the reassembler. The defaults bound a flood of connections to well under 64 MiB of
+/// buffered payload.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowConfig {
+    /// Connections tracked at once; beyond it the least recently active are evicted.
+    pub max_conns: usize,
+    /// Out-of-order bytes buffered per direction.
+    pub max_ooo_bytes: usize,
+    /// Separate out-of-order ranges (holes) per direction.
+    pub max_holes: usize,
+    /// Out-of-order bytes buffered over all connections.
+    pub max_total_buffered: usize,
+    /// A connection with no segment for this long (capture time) is closed.
+    pub idle_timeout_ns: u64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self {
+            max_conns: 100_000,
+            max_ooo_bytes: 256 * 1024,
+            max_holes: 32,
+            max_total_buffered: 32 * 1024 * 1024,
+            idle_timeout_ns: 120 * 1_000_000_000,
+        }
+    }
+}
+
+/// Why a connection left the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both sides' FINs were delivered in order.
+    Fin,
+    /// Either side sent RST.
+    Reset,
+    /// No segment for the idle timeout.
+    Idle,
+    /// Evicted to make room for new connections.
+    Evicted,
+    /// The capture ended.
+    EndOfCapture,
+}
+
+/// The two endpoints of a connection; `addrs[d]` sends in direction `d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub id: u64,
+    pub addrs: [SocketAddr; 2],
+}
+
+/// What the layer above reassembly receives. `C` is its per-connection state, stored in the table so
+/// one lookup per packet finds both.
+pub trait Handler {
+    type Conn: Default;
+    /// In-order bytes of direction `dir`, from a frame captured at `ts_ns`. Each call carries the
+    /// bytes of one captured segment (or the part of it not seen before).
+    fn on_data(&mut self, c: &mut Self::Conn, info: &ConnInfo, dir: usize, ts_ns: u64, data: &[u8]);
+    /// `len` bytes of direction `dir` were never captured.
+    fn on_gap(&mut self, c: &mut Self::Conn, info: &ConnInfo, dir: usize, len: u64, ts_ns: u64);
+    /// The connection is gone; no more calls for it.
+    fn on_close(&mut self, c: &mut Self::Conn, info: &ConnInfo, reason: CloseReason, ts_ns: u64);
+}
+
+/// Reassembly counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlowStats {
+    pub connections: u64,
+    pub open: u64,
+    pub evicted: u64,
+    pub idle_closed: u64,
+    /// Segments whose bytes had all been seen already.
+    pub retransmissions: u64,
+    /// Gaps reported, and their bytes.
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Times a cap forced buffered data out before its hole filled.
+    pub ooo_overflows: u64,
+    /// Bytes buffered out of order right now.
+    pub buffered_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key(SocketAddr, SocketAddr);
+
+impl Key {
+    /// The same key for both directions.
+    fn of(src: SocketAddr, dst: SocketAddr) -> Self {
+        if (src.ip(), src.port()) <= (dst.ip(), dst.port()) {
+            Self(src, dst)
+        } else {
+            Self(dst, src)
+        }
+    }
+}
+
+/// A buffered out-of-order range.
+#[derive(Debug)]
+struct Chunk {
+    ts_ns: u64,
+    data: Vec<u8>,
+}
+
+/// One direction's reassembly state, in 64-bit unwrapped sequence space.
+#[derive(Debug, Default)]
+struct Stream {
+    /// Next expected sequence number, unwrapped; `None` until the first segment.
+    next: Option<u64>,
+    /// `next` truncated to the wire's 32 bits, to unwrap incoming numbers relative to it.
+    next_wire: u32,
+    /// Buffered ranges by unwrapped start; they never overlap each other.
+    ooo: BTreeMap<u64, Chunk>,
+    ooo_bytes: usize,
+    /// Unwrapped sequence number of this side's FIN, once seen.
+    fin: Option<u64>,
+    /// The FIN has been delivered in order.
+    closed: bool,
+}
+
+impl Stream {
+    /// Unwraps a 32-bit sequence number to the 64-bit space around `next`.
+    fn unwrap(&self, seq: u32) -> u64 {
+        let next = self.next.unwrap_or(0);
+        // Signed distance from the expected number: within +-2 GiB, which TCP's window guarantees.
+        let delta = i64::from(seq.wrapping_sub(self.next_wire) as i32);
+        next.saturating_add_signed(delta)
+    }
+
+    /// Moves `next` forward (never back) and its wire form with it.
+    fn advance_to(&mut self, next: u64) {
+        let old = self.next.unwrap_or(next);
+        debug_assert!(next >= old);
+        self.next = Some(next);
+        self.next_wire = self.next_wire.wrapping_add((next - old) as u32);
+    }
+}
+
+struct Conn<C> {
+    info: ConnInfo,
+    streams: [Stream; 2],
+    last_seen_ns: u64,
+    state: C,
+}
+
+/// The connection table.
+pub struct FlowTable<C> {
+    cfg: FlowConfig,
+    conns: HashMap<Key, Conn<C>>,
+    next_id: u64,
+    stats: FlowStats,
+    last_sweep_ns: u64,
+}
+
+/// How often (capture time) idle connections are looked for.
+const SWEEP_NS: u64 = 1_000_000_000;
+
+impl<C: Default> FlowTable<C> {
+    pub fn new(cfg: FlowConfig) -> Self {
+        Self {
+            cfg,
+            conns: HashMap::new(),
+            next_id: 0,
+            stats: FlowStats::default(),
+            last_sweep_ns: 0,
+        }
+    }
+
+    pub fn stats(&self) -> FlowStats {
+        FlowStats {
+            open: self.conns.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// Feeds one segment captured at `ts_ns`.
+    pub fn segment<H: Handler<Conn = C>>(&mut self, ts_ns: u64, seg: &Segment<'_>, h: &mut H) {
+        if ts_ns >= self.last_sweep_ns.saturating_add(SWEEP_NS) {
+            self.last_sweep_ns = ts_ns;
+            self.expire_idle(ts_ns, h);
+        }
+        let key = Key::of(seg.src, seg.dst);
+        if !self.conns.contains_key(&key) {
+            // A lone RST or a bare ACK of a connection we never saw has nothing to reassemble.
+            if seg.payload.is_empty() && seg.flags & (tcp_flags::SYN | tcp_flags::FIN) == 0 {
+                return;
+            }
+            if self.conns.len() >= self.cfg.max_conns {
+                self.evict(ts_ns, h);
+            }
+            self.next_id += 1;
+            self.stats.connections += 1;
+            let info = ConnInfo {
+                id: self.next_id,
+                addrs: [seg.src, seg.dst],
+            };
+            self.conns.insert(
+                key,
+                Conn {
+                    info,
+                    streams: Default::default(),
+                    last_seen_ns: ts_ns,
+                    state: C::default(),
+                },
+            );
+        }
+        let conn = self.conns.get_mut(&key).expect("inserted above");
+        // Capture clocks may step back a little; never let a connection's time run backwards.
+        conn.last_seen_ns = conn.last_seen_ns.max(ts_ns);
+        let dir = usize::from(conn.info.addrs[0] != seg.src);
+
+        let budget = self
+            .cfg
+            .max_total_buffered
+            .saturating_sub(self.stats.buffered_bytes as usize);
+        let mut buffered_delta: i64 = 0;
+        let done = {
+            let Conn {
+                info,
+                streams,
+                state,
+                ..
+            } = conn;
+            let [s0, s1] = streams;
+            let (this, other) = if dir == 0 { (s0, s1) } else { (s1, s0) };
+            let mut ctx = Ctx {
+                cfg: &self.cfg,
+                stats: &mut self.stats,
+                info,
+                dir,
+                budget,
+                buffered_delta: &mut buffered_delta,
+            };
+            if seg.flags & tcp_flags::RST != 0 {
+                true
+            } else {
+                ctx.receive(this, ts_ns, seg, state, h);
+                // The other side acknowledging bytes we never captured means they are lost to us.
+                if seg.flags & tcp_flags::ACK != 0 {
+                    ctx.dir = 1 - dir;
+                    ctx.acked(other, ts_ns, seg.ack, state, h);
+                }
+                this.closed && other.closed
+            }
+        };
+        self.stats.buffered_bytes = self
+            .stats
+            .buffered_bytes
+            .saturating_add_signed(buffered_delta);
+        if done {
+            let reason = if seg.flags & tcp_flags::RST != 0 {
+                CloseReason::Reset
+            } else {
+                CloseReason::Fin
+            };
+            self.close(&key, reason, ts_ns, h);
+        }
+    }
+
+    /// Closes every connection (end of capture), flushing what is buffered.
+    pub fn finish<H: Handler<Conn = C>>(&mut self, ts_ns: u64, h: &mut H) {
+        let keys: Vec<Key> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.close(&k, CloseReason::EndOfCapture, ts_ns, h);
+        }
+    }
+
+    fn expire_idle<H: Handler<Conn = C>>(&mut self, now_ns: u64, h: &mut H) {
+        let idle = self.cfg.idle_timeout_ns;
+        let stale: Vec<Key> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now_ns.saturating_sub(c.last_seen_ns) > idle)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            self.stats.idle_closed += 1;
+            self.close(&k, CloseReason::Idle, now_ns, h);
+        }
+    }
+
+    /// Makes room: closes the least recently active tenth of the table at once, so a flood of new
+    /// connections costs amortised O(1) per connection rather than a scan each.
+    fn evict<H: Handler<Conn = C>>(&mut self, now_ns: u64, h: &mut H) {
+        let mut ages: Vec<(u64, Key)> = self
+            .conns
+            .iter()
+            .map(|(k, c)| (c.last_seen_ns, *k))
+            .collect();
+        let n = (ages.len() / 10).max(1);
+        ages.select_nth_unstable_by_key(n - 1, |(t, _)| *t);
+        for (_, k) in ages.into_iter().take(n) {
+            self.stats.evicted += 1;
+            self.close(&k, CloseReason::Evicted, now_ns, h);
+        }
+    }
+
+    fn close<H: Handler<Conn = C>>(
+        &mut self,
+        key: &Key,
+        reason: CloseReason,
+        ts_ns: u64,
+        h: &mut H,
+    ) {
+        let Some(mut conn) = self.conns.remove(key) else {
+            return;
+        };
+        // Deliver what is buffered behind holes, as gaps and data, so a close-delimited body or a
+        // body of known length can still complete.
+        let mut buffered_delta = 0;
+        let Conn {
+            info,
+            streams,
+            state,
+            ..
+        } = &mut conn;
+        for (dir, stream) in streams.iter_mut().enumerate() {
+            let mut ctx = Ctx {
+                cfg: &self.cfg,
+                stats: &mut self.stats,
+                info,
+                dir,
+                budget: 0,
+                buffered_delta: &mut buffered_delta,
+            };
+            while !stream.ooo.is_empty() {
+                ctx.skip_first_hole(stream, ts_ns, state, h);
+            }
+        }
+        self.stats.buffered_bytes = self
+            .stats
+            .buffered_bytes
+            .saturating_add_signed(buffered_delta);
+        h.on_close(&mut conn.state, &conn.info, reason, ts_ns);
+    }
+}
+
+/// What one segment's processing needs besides the stream.
+struct Ctx<'a> {
+    cfg: &'a FlowConfig,
+    stats: &'a mut FlowStats,
+    info: &'a ConnInfo,
+    dir: usize,
+    /// Bytes the global cap still allows to be buffered.
+    budget: usize,
+    buffered_delta: &'a mut i64,
+}
+
+impl Ctx<'_> {
+    fn receive<H: Handler>(
+        &mut self,
+        s: &mut Stream,
+        ts: u64,
+        seg: &Segment<'_>,
+        c: &mut H::Conn,
+        h: &mut H,
+    ) {
+        let syn = seg.flags & tcp_flags::SYN != 0;
+        if s.next.is_none() {
+            // First segment of this direction: a SYN's sequence number is the ISN and the data
+            // starts one after it; otherwise the stream starts here (mid-connection pickup).
+            // Unwrapped numbers start at 2^32 so that a few retransmitted bytes before it still
+            // unwrap to positive numbers.
+            let start = (1u64 << 32) + u64::from(syn);
+            s.next = Some(start);
+            s.next_wire = seg.seq.wrapping_add(u32::from(syn));
+        }
+        let mut seq = s.unwrap(seg.seq);
+        if syn {
+            seq += 1;
+        }
+        let end = seq + seg.payload.len() as u64;
+        if seg.flags & tcp_flags::FIN != 0 && s.fin.is_none() {
+            s.fin = Some(end);
+        }
+        if !seg.payload.is_empty() {
+            self.insert(s, ts, seq, seg.payload, c, h);
+        }
+        self.check_fin(s);
+    }
+
+    /// The peer acknowledged up to `ack` in this stream's sequence space.
+    fn acked<H: Handler>(&mut self, s: &mut Stream, ts: u64, ack: u32, c: &mut H::Conn, h: &mut H) {
+        let Some(next) = s.next else { return };
+        let acked = s.unwrap(ack);
+        // Acknowledged bytes past the FIN number are the FIN itself.
+        let acked = s.fin.map_or(acked, |f| acked.min(f));
+        if acked > next {
+            // The receiver got bytes this capture never saw: they will not come. Give up on them
+            // up to the acknowledged number, then deliver whatever buffered data follows.
+            let upto = s
+                .ooo
+                .first_key_value()
+                .map_or(acked, |(k, _)| acked.min(*k));
+            if upto > next {
+                self.gap(ts, upto - next, c, h);
+                s.advance_to(upto);
+            }
+            self.drain(s, c, h);
+            self.check_fin(s);
+        }
+    }
+
+    fn check_fin(&mut self, s: &mut Stream) {
+        if let (Some(fin), Some(next)) = (s.fin, s.next)
+            && next >= fin
+            && !s.closed
+        {
+            s.closed = true;
+            s.advance_to(fin + 1);
+        }
+    }
+
+    fn gap<H: Handler>(&mut self, ts: u64, len: u64, c: &mut H::Conn, h: &mut H) {
+        self.stats.gaps += 1;
+        self.stats.gap_bytes += len;
+        h.on_gap(c, self.info, self.dir, len, ts);
+    }
+
+    fn insert<H: Handler>(
+        &mut self,
+        s: &mut Stream,
+        ts: u64,
+        seq: u64,
+        data: &[u8],
+        c: &mut H::Conn,
+        h: &mut H,
+    ) {
+        let next = s.next.expect("initialised by receive");
+        let end = seq + data.len() as u64;
+        if end <= next {
+            self.stats.retransmissions += 1;
+            return;
+        }
+        if seq <= next {
+            return self.deliver(s, ts, seq, data, c, h);
+        }
+        // Out of order: buffer the parts not already buffered (the first copy wins).
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        let mut cur = seq;
+        for (&k, v) in s.ooo.range(..end) {
+            let kend = k + v.data.len() as u64;
+            if kend <= cur {
+                continue;
+            }
+            if k > cur {
+                pieces.push((cur, k));
+            }
+            cur = cur.max(kend);
+        }
+        if cur < end {
+            pieces.push((cur, end));
+        }
+        if pieces.is_empty() {
+            self.stats.retransmissions += 1;
+            return;
+        }
+        let adding: usize = pieces.iter().map(|(a, b)| (b - a) as usize).sum();
+        if s.ooo_bytes + adding > self.cfg.max_ooo_bytes
+            || s.ooo.len() + pieces.len() > self.cfg.max_holes
+            || adding > self.budget
+        {
+            // Over a cap: stop waiting for holes. Everything buffered, then this segment, goes out
+            // now, with gaps where bytes are missing.
+            self.stats.ooo_overflows += 1;
+            while !s.ooo.is_empty() {
+                self.skip_first_hole(s, ts, c, h);
+            }
+            let next = s.next.expect("set");
+            if end <= next {
+                return;
+            }
+            if seq > next {
+                self.gap(ts, seq - next, c, h);
+                s.advance_to(seq);
+            }
+            return self.deliver(s, ts, seq, data, c, h);
+        }
+        for (a, b) in pieces {
+            let lo = (a - seq) as usize;
+            let hi = (b - seq) as usize;
+            s.ooo.insert(
+                a,
+                Chunk {
+                    ts_ns: ts,
+                    data: data[lo..hi].to_vec(),
+                },
+            );
+        }
+        s.ooo_bytes += adding;
+        self.budget -= adding;
+        *self.buffered_delta += adding as i64;
+    }
+
+    /// Hands over the part of `data` (starting at `seq <= next`) not delivered yet, without a copy,
+    /// then whatever buffered data it made contiguous. Where a buffered range covers the same bytes,
+    /// that earlier copy is delivered instead, with its own capture time.
+    fn deliver<H: Handler>(
+        &mut self,
+        s: &mut Stream,
+        ts: u64,
+        seq: u64,
+        data: &[u8],
+        c: &mut H::Conn,
+        h: &mut H,
+    ) {
+        let end = seq + data.len() as u64;
+        loop {
+            let next = s.next.expect("set");
+            if end <= next {
+                break;
+            }
+            let stop = s
+                .ooo
+                .first_key_value()
+                .map_or(end, |(&k, _)| k.min(end))
+                .max(next);
+            if stop > next {
+                h.on_data(
+                    c,
+                    self.info,
+                    self.dir,
+                    ts,
+                    &data[(next - seq) as usize..(stop - seq) as usize],
+                );
+                s.advance_to(stop);
+            }
+            self.drain(s, c, h);
+        }
+        self.drain(s, c, h);
+    }
+
+    /// Declares the hole before the first buffered range a gap and delivers what follows it.
+    fn skip_first_hole<H: Handler>(&mut self, s: &mut Stream, ts: u64, c: &mut H::Conn, h: &mut H) {
+        let next = s.next.expect("set");
+        if let Some((&k, _)) = s.ooo.first_key_value()
+            && k > next
+        {
+            self.gap(ts, k - next, c, h);
+            s.advance_to(k);
+        }
+        self.drain(s, c, h);
+    }
+
+    /// Delivers buffered ranges that have become contiguous with `next`.
+    fn drain<H: Handler>(&mut self, s: &mut Stream, c: &mut H::Conn, h: &mut H) {
+        while let Some(entry) = s.ooo.first_entry() {
+            let next = s.next.expect("set");
+            if *entry.key() > next {
+                break;
+            }
+            let start = *entry.key();
+            let chunk = entry.remove();
+            s.ooo_bytes -= chunk.data.len();
+            *self.buffered_delta -= chunk.data.len() as i64;
+            let end = start + chunk.data.len() as u64;
+            if end > next {
+                s.advance_to(end);
+                h.on_data(
+                    c,
+                    self.info,
+                    self.dir,
+                    chunk.ts_ns,
+                    &chunk.data[(next - start) as usize..],
+                );
+            }
+        }
+    }
+}
