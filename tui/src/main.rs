@@ -9,6 +9,8 @@ mod cli;
 mod decode;
 mod flow;
 mod headless;
+mod http;
+mod pipeline;
 mod text;
 
 use std::{

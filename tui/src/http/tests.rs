@@ -1,0 +1,254 @@
+//! The HTTP layer on real captures (the public corpus) and on hand-built conversations for the cases
+//! the corpus lacks.
+
+use std::{net::SocketAddr, path::Path};
+
+use crate::{
+    capture::{Next, PacketSource, file::FileSource},
+    decode::{Segment, tcp_flags},
+    flow::{FlowConfig, FlowTable},
+    http::{Exchange, HttpConn, HttpHandler},
+    pipeline::Pipeline,
+};
+
+fn read(path: &Path) -> (Vec<Exchange>, Pipeline) {
+    let mut src = FileSource::open(path).unwrap();
+    let mut p = Pipeline::new(FlowConfig::default());
+    let mut out = Vec::new();
+    loop {
+        match src.next_packet(std::time::Duration::ZERO).unwrap() {
+            Next::Packet(pkt) => p.packet(&pkt),
+            Next::End => break,
+            Next::Idle => unreachable!(),
+        }
+        out.extend(p.drain());
+    }
+    p.finish();
+    out.extend(p.drain());
+    (out, p)
+}
+
+fn corpus(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpus")
+        .join(name)
+}
+
+fn s(b: &Option<Box<[u8]>>) -> &str {
+    std::str::from_utf8(b.as_deref().unwrap_or(b"-")).unwrap()
+}
+
+#[test]
+fn wireshark_http_cap() {
+    let (mut ex, p) = read(&corpus("wireshark-http-cap.pcap"));
+    // Exchanges come out as they complete; the first request's connection closes last.
+    ex.sort_by_key(|e| e.req_first_ns);
+    let hosts: Vec<(&str, &str, Option<u16>)> = ex
+        .iter()
+        .map(|e| (s(&e.method), s(&e.host), e.status))
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            ("GET", "www.ethereal.com", Some(200)),
+            ("GET", "pagead2.googlesyndication.com", Some(200))
+        ]
+    );
+    assert_eq!(p.http_stats().parse_errors, 0);
+}
+
+#[test]
+fn fhs_keepalive_gzip() {
+    let (ex, p) = read(&corpus("fhs-gzip-keepalive.pcap"));
+    assert_eq!(ex.len(), 9);
+    assert!(
+        ex.iter()
+            .all(|e| e.status == Some(200) && s(&e.method) == "GET" && !e.truncated),
+        "{ex:#?}"
+    );
+    assert_eq!(p.http_stats().parse_errors, 0);
+    assert_eq!(p.flow_stats().gaps, 0);
+}
+
+#[test]
+fn zeek_pipelined() {
+    let (ex, p) = read(&corpus("zeek-pipelined-requests.pcap"));
+    assert_eq!(ex.len(), 5);
+    assert!(ex.iter().all(|e| e.status == Some(200) && e.request_seen));
+    // Pipelined: FIFO pairing keeps request order, and each response ends after its request began.
+    assert_eq!(s(&ex[0].target), "/style/enhanced.css");
+    assert!(ex.iter().all(|e| e.resp_last_ns >= e.req_first_ns));
+    assert_eq!(p.http_stats().parse_errors, 0);
+}
+
+#[test]
+fn zeek_100_continue() {
+    let (ex, p) = read(&corpus("zeek-100-continue.pcap"));
+    assert_eq!(ex.len(), 1, "{ex:#?}");
+    let e = &ex[0];
+    assert_eq!((s(&e.method), e.status), ("POST", Some(200)));
+    assert_eq!(p.http_stats().interim_responses, 1);
+    // TTFB is to the final response, after the body was sent.
+    assert!(
+        e.resp_first_ns > e.req_last_ns || e.req_last_ns == 0,
+        "{e:#?}"
+    );
+}
+
+struct Conv {
+    t: FlowTable<HttpConn>,
+    h: HttpHandler,
+    seq: [u32; 2],
+    ts: u64,
+}
+
+const C: &str = "10.0.0.1:40000";
+const S: &str = "10.0.0.2:80";
+
+impl Conv {
+    fn new() -> Self {
+        Self {
+            t: FlowTable::new(FlowConfig::default()),
+            h: HttpHandler::default(),
+            seq: [1000, 9000],
+            ts: 0,
+        }
+    }
+    fn send(&mut self, dir: usize, flags: u8, data: &[u8]) {
+        let (src, dst): (SocketAddr, SocketAddr) = if dir == 0 {
+            (C.parse().unwrap(), S.parse().unwrap())
+        } else {
+            (S.parse().unwrap(), C.parse().unwrap())
+        };
+        self.ts += 1000;
+        let seg = Segment {
+            src,
+            dst,
+            seq: self.seq[dir],
+            ack: 0,
+            flags,
+            payload: data,
+        };
+        self.t.segment(self.ts, &seg, &mut self.h);
+        self.seq[dir] =
+            self.seq[dir].wrapping_add(data.len() as u32 + u32::from(flags & tcp_flags::FIN != 0));
+    }
+    fn client(&mut self, data: &[u8]) {
+        self.send(0, 0, data);
+    }
+    fn server(&mut self, data: &[u8]) {
+        self.send(1, 0, data);
+    }
+    fn done(mut self) -> (Vec<Exchange>, crate::http::HttpStats) {
+        self.t.finish(self.ts + 1, &mut self.h);
+        (self.h.exchanges, self.h.stats)
+    }
+}
+
+#[test]
+fn pipelined_head_has_no_body_and_keeps_pairing() {
+    let mut c = Conv::new();
+    c.client(b"HEAD /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n");
+    // The HEAD response announces a length but carries no body.
+    c.server(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop");
+    let (ex, st) = c.done();
+    let got: Vec<_> = ex
+        .iter()
+        .map(|e| (s(&e.target).to_owned(), e.status))
+        .collect();
+    assert_eq!(
+        got,
+        [("/a".to_owned(), Some(200)), ("/b".to_owned(), Some(404))]
+    );
+    assert_eq!(st.parse_errors, 0);
+}
+
+#[test]
+fn no_body_statuses_and_close_delimited_http10() {
+    let mut c = Conv::new();
+    c.client(b"GET /x HTTP/1.1\r\n\r\nGET /y HTTP/1.1\r\n\r\nGET /z HTTP/1.0\r\n\r\n");
+    c.server(
+        b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+    );
+    c.server(b"HTTP/1.0 200 OK\r\n\r\nuntil the end");
+    c.send(1, tcp_flags::FIN, b"");
+    c.send(0, tcp_flags::FIN, b"");
+    let (ex, _) = c.done();
+    let got: Vec<_> = ex.iter().map(|e| (e.status, e.resp_bytes)).collect();
+    assert_eq!(got, [(Some(204), 27), (Some(304), 49), (Some(200), 32)]);
+}
+
+#[test]
+fn a_reset_mid_response_and_an_unanswered_request() {
+    let mut c = Conv::new();
+    c.client(b"GET /big HTTP/1.1\r\n\r\nGET /never HTTP/1.1\r\n\r\n");
+    c.server(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly part");
+    c.send(1, tcp_flags::RST, b"");
+    let (ex, _) = c.done();
+    assert_eq!(ex.len(), 2);
+    assert_eq!((ex[0].status, ex[0].truncated), (Some(200), true));
+    assert_eq!((s(&ex[1].target), ex[1].status), ("/never", None));
+}
+
+#[test]
+fn one_byte_per_segment_request() {
+    let mut c = Conv::new();
+    let req = b"POST /one HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+    for b in req {
+        c.client(&[*b]);
+    }
+    c.server(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+    let (ex, st) = c.done();
+    assert_eq!(ex.len(), 1);
+    assert_eq!(
+        (s(&ex[0].method), ex[0].status, ex[0].req_bytes),
+        ("POST", Some(201), req.len() as u64)
+    );
+    // First and last request byte came in different segments.
+    assert_eq!(
+        ex[0].req_last_ns - ex[0].req_first_ns,
+        1000 * (req.len() as u64 - 1)
+    );
+    assert_eq!(st.parse_errors, 0);
+}
+
+#[test]
+fn response_without_request_and_switching_protocols() {
+    let mut c = Conv::new();
+    // Picked up mid-connection: the server speaks first.
+    c.server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+    c.client(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    c.server(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello");
+    c.client(b"\x81\x85 masked frame bytes that are not http");
+    let (ex, st) = c.done();
+    assert_eq!(ex.len(), 2);
+    assert!(!ex[0].request_seen);
+    assert_eq!(ex[1].status, Some(101));
+    assert_eq!(st.tunnels, 1);
+    assert_eq!(st.parse_errors, 0);
+}
+
+#[test]
+fn http2_preface_is_recognised_and_ignored() {
+    let mut c = Conv::new();
+    c.client(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04");
+    c.server(b"\x00\x00\x00\x04\x01");
+    let (ex, st) = c.done();
+    assert!(ex.is_empty());
+    assert_eq!(st.http2_connections, 1);
+    assert_eq!(st.parse_errors, 0);
+}
+
+#[test]
+fn garbage_then_a_valid_request_resyncs() {
+    let mut c = Conv::new();
+    c.client(b"GET /ok HTTP/1.1\r\n\r\n");
+    c.server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    c.client(b"GARBAGE\x00\x1b[31m\r\n\r\n");
+    c.client(b"GET /again HTTP/1.1\r\n\r\n");
+    c.server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let (ex, st) = c.done();
+    let targets: Vec<&str> = ex.iter().map(|e| s(&e.target)).collect();
+    assert_eq!(targets, ["/ok", "/again"]);
+    assert_eq!(st.parse_errors, 1);
+}

@@ -1,0 +1,83 @@
+//! Packets in, HTTP exchanges out: decode -> flow -> http. Pure; one instance per capture.
+
+use crate::{
+    capture::Packet,
+    decode::{self, DecodeError},
+    flow::{FlowConfig, FlowStats, FlowTable},
+    http::{Exchange, HttpConn, HttpHandler, HttpStats},
+};
+
+/// Counters of the packet layers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PacketCounters {
+    pub packets: u64,
+    /// Captured bytes.
+    pub bytes: u64,
+    pub tcp_segments: u64,
+    pub payload_bytes: u64,
+    /// Frames that are not TCP over IP (ARP, UDP, ...): not errors.
+    pub not_tcp: u64,
+    /// Frames cut short or malformed below TCP payload.
+    pub decode_errors: u64,
+}
+
+pub struct Pipeline {
+    flows: FlowTable<HttpConn>,
+    http: HttpHandler,
+    counters: PacketCounters,
+    /// Latest capture time seen, the clock of everything downstream.
+    now_ns: u64,
+}
+
+impl Pipeline {
+    pub fn new(cfg: FlowConfig) -> Self {
+        Self {
+            flows: FlowTable::new(cfg),
+            http: HttpHandler::default(),
+            counters: PacketCounters::default(),
+            now_ns: 0,
+        }
+    }
+
+    pub fn packet(&mut self, p: &Packet<'_>) {
+        self.counters.packets += 1;
+        self.counters.bytes += p.data.len() as u64;
+        // Capture clocks can step back a few microseconds; time downstream never does.
+        self.now_ns = self.now_ns.max(p.ts_ns);
+        match decode::decode(p.link, p.data) {
+            Ok(seg) => {
+                self.counters.tcp_segments += 1;
+                self.counters.payload_bytes += seg.payload.len() as u64;
+                self.flows.segment(p.ts_ns, &seg, &mut self.http);
+            }
+            Err(DecodeError::NotTcp) => self.counters.not_tcp += 1,
+            Err(_) => self.counters.decode_errors += 1,
+        }
+    }
+
+    /// Ends the capture: every connection closes and what it had pending is emitted.
+    pub fn finish(&mut self) {
+        self.flows.finish(self.now_ns, &mut self.http);
+    }
+
+    /// Exchanges completed since the last call.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Exchange> {
+        self.http.exchanges.drain(..)
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    pub fn counters(&self) -> PacketCounters {
+        self.counters
+    }
+
+    pub fn flow_stats(&self) -> FlowStats {
+        self.flows.stats()
+    }
+
+    pub fn http_stats(&self) -> HttpStats {
+        self.http.stats
+    }
+}
