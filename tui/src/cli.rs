@@ -4,11 +4,14 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser};
 
+use crate::stats::GroupKey;
+
 /// Live HTTP/1.x traffic dashboard for Linux.
 ///
 /// Captures on network interfaces through an eBPF socket filter (root needed) or reads a pcap/pcapng
-/// file, and prints the TCP packets of HTTP/1.x connections. (Per-service tables and the dashboard are
-/// being built.)
+/// file, reassembles TCP streams, pairs HTTP requests with responses and aggregates them per group:
+/// requests, bytes, status classes, success rate, latency percentiles. (The interactive dashboard is
+/// being built; for now output is headless.)
 #[derive(Debug, Parser)]
 #[command(name = "http-top", version)]
 #[command(group(ArgGroup::new("source").required(true).args(["interfaces", "read"])))]
@@ -30,9 +33,38 @@ pub struct Cli {
     #[arg(long, value_name = "P[,P]", value_delimiter = ',')]
     pub port: Vec<u16>,
 
-    /// No dashboard: write to stdout
+    /// No dashboard: write to stdout (a file: the final table; live: a table every --interval)
     #[arg(long)]
     pub headless: bool,
+
+    /// Group by: server, port, client, host, path, path:N, query:NAME, method, status
+    #[arg(
+        short = 'g',
+        long = "group-by",
+        value_name = "KEY",
+        default_value = "server"
+    )]
+    pub group_by: GroupKey,
+
+    /// Write the final table as CSV to this file on exit
+    #[arg(long, value_name = "PATH")]
+    pub csv: Option<PathBuf>,
+
+    /// Print one JSON object per finished exchange instead of tables
+    #[arg(long, conflicts_with = "packets")]
+    pub json: bool,
+
+    /// Print one line per captured TCP segment instead of tables (like bcc's http_filter)
+    #[arg(long)]
+    pub packets: bool,
+
+    /// Seconds between tables in live headless mode, and the length of a rate tick
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub interval: f64,
+
+    /// Most groups kept per grouping key; the rest are counted under _other
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_groups: usize,
 
     /// Stop a live capture after this many seconds
     #[arg(long, value_name = "SECS")]
@@ -71,5 +103,8 @@ mod tests {
             .unwrap();
         assert_eq!(c.interfaces, ["lo", "eth0"]);
         assert_eq!(c.port, [80, 8080]);
+        let c = Cli::try_parse_from(["http-top", "-r", "x", "-g", "query:s"]).unwrap();
+        assert_eq!(c.group_by, GroupKey::Query("s".into()));
+        assert!(Cli::try_parse_from(["http-top", "-r", "x", "-g", "nope"]).is_err());
     }
 }

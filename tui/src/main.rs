@@ -7,11 +7,14 @@ mod bpf;
 mod capture;
 mod cli;
 mod decode;
+mod export;
 mod flow;
 mod headless;
 mod http;
 mod pipeline;
+mod stats;
 mod text;
+mod units;
 
 use std::{
     io::{self, Write},
@@ -34,7 +37,10 @@ use crate::{
         privs,
     },
     cli::Cli,
-    headless::PacketPrinter,
+    flow::FlowConfig,
+    headless::Rate,
+    pipeline::Pipeline,
+    stats::{GroupKey, Stats},
 };
 
 /// How long a live source may wait for a packet before the loop checks its stop conditions.
@@ -63,13 +69,17 @@ fn main() -> ExitCode {
 )]
 fn run(cli: &Cli) -> anyhow::Result<()> {
     if !cli.headless {
-        eprintln!("http-top: the dashboard is not built yet; printing packets as with --headless");
+        eprintln!("http-top: the dashboard is not built yet; running as with --headless");
+    }
+    if cli.interval.is_nan() || cli.interval <= 0.0 {
+        anyhow::bail!("--interval must be positive");
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
 
+    let live = cli.read.is_none();
     let mut source: Box<dyn PacketSource> = if let Some(path) = &cli.read {
         Box::new(FileSource::open(path)?)
     } else {
@@ -90,43 +100,136 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Box::new(live)
     };
 
+    let mut pipeline = Pipeline::new(FlowConfig {
+        idle_timeout_ns: cli.idle_timeout.saturating_mul(1_000_000_000),
+        ..FlowConfig::default()
+    });
+    let mut stats = Stats::new(GroupKey::standard_set(&cli.group_by), cli.max_groups);
+    let tables = !cli.packets && !cli.json;
+    let interval = Duration::from_secs_f64(cli.interval);
+    let tick_ns = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let mut next_tick_ns: Option<u64> = None;
+    let mut next_table = Instant::now() + interval;
+
     let deadline = cli
         .duration
         .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
-    let stdout = io::stdout().lock();
-    let mut printer = PacketPrinter::new(io::BufWriter::with_capacity(1 << 16, stdout));
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let ifaces = source.interfaces().to_vec();
-    let mut result = Ok(());
+    let mut written: io::Result<()> = Ok(());
     loop {
         if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        let written = match source.next_packet(POLL)? {
-            Next::Packet(p) => printer.packet(&p, &ifaces),
-            // Quiet moment: show what we have.
-            Next::Idle => printer.flush(),
-            Next::End => break,
-        };
-        if let Err(e) = written {
-            // A closed pipe (`| head`) is a normal way to stop reading.
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                result = Err(e).context("writing to stdout");
+        match source.next_packet(POLL)? {
+            Next::Packet(p) => {
+                if cli.packets {
+                    written = headless::packet_line(&mut out, &p, &ifaces);
+                }
+                pipeline.packet(&p);
             }
+            // Quiet moment: show what we have.
+            Next::Idle => written = out.flush(),
+            Next::End => break,
+        }
+        // Rates tick on capture time, so a file shows the rates it had when it was captured.
+        let now = pipeline.now_ns();
+        let tick = next_tick_ns.get_or_insert(now.saturating_add(tick_ns));
+        if now >= *tick {
+            stats.tick(now);
+            *tick = now.saturating_add(tick_ns);
+        }
+        for e in pipeline.drain() {
+            stats.add(&e);
+            if cli.json && written.is_ok() {
+                written = export::write_json_line(&mut out, &e);
+            }
+        }
+        if live && tables && Instant::now() >= next_table {
+            next_table += interval;
+            written = writeln!(out, "{}", headless::table(&stats, 0, Rate::LastTick))
+                .and_then(|()| out.flush());
+        }
+        if written.is_err() {
             break;
         }
     }
-    let _ = printer.flush();
-
-    let cs = source.stats();
-    let ps = printer.stats;
-    let mut summary = format!(
-        "http-top: packets={} tcp_segments={} payload_bytes={} not_tcp={} decode_errors={}",
-        cs.packets, ps.tcp_segments, ps.payload_bytes, ps.not_tcp, ps.decode_errors,
+    pipeline.finish();
+    for e in pipeline.drain() {
+        stats.add(&e);
+        if cli.json && written.is_ok() {
+            written = export::write_json_line(&mut out, &e);
+        }
+    }
+    if tables && written.is_ok() {
+        written = out.write_all(headless::table(&stats, 0, Rate::SinceStart).as_bytes());
+    }
+    if written.is_ok() {
+        written = out.flush();
+    }
+    let mut result = match written {
+        // A closed pipe (`| head`) is a normal way to stop reading.
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    };
+    if let Some(path) = &cli.csv {
+        let r = std::fs::File::create(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|f| {
+                export::write_csv(io::BufWriter::new(f), &stats.rows(0))
+                    .map_err(anyhow::Error::from)
+            })
+            .with_context(|| format!("writing {}", path.display()));
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    let overflowed = stats.overflowed(0);
+    eprintln!(
+        "{} groups_overflowed={overflowed}",
+        summary(&mut *source, &pipeline, live)
     );
-    if cli.read.is_some() {
-        summary += &format!(" bad_records={}", cs.bad_records);
-    } else {
-        summary += &format!(
+    let _ = io::stderr().flush();
+    result
+}
+
+/// One line of global counters, `key=value` separated by spaces.
+fn summary(source: &mut dyn PacketSource, p: &Pipeline, live: bool) -> String {
+    let cs = source.stats();
+    let pc = p.counters();
+    let fs = p.flow_stats();
+    let hs = p.http_stats();
+    let mut s = format!(
+        "http-top: packets={} bytes={} tcp_segments={} payload_bytes={} not_tcp={} decode_errors={} \
+         connections={} open={} evicted={} retransmissions={} gaps={} gap_bytes={} ooo_overflows={} \
+         requests={} responses={} interim={} unmatched_responses={} parse_errors={} resyncs={} \
+         http2={} tunnels={}",
+        pc.packets,
+        pc.bytes,
+        pc.tcp_segments,
+        pc.payload_bytes,
+        pc.not_tcp,
+        pc.decode_errors,
+        fs.connections,
+        fs.open,
+        fs.evicted,
+        fs.retransmissions,
+        fs.gaps,
+        fs.gap_bytes,
+        fs.ooo_overflows,
+        hs.requests,
+        hs.responses,
+        hs.interim_responses,
+        hs.unmatched_responses,
+        hs.parse_errors,
+        hs.resyncs,
+        hs.http2_connections,
+        hs.tunnels,
+    );
+    if live {
+        s += &format!(
             " ring_drops={} filter_seen={} filter_kept={} filter_insert_failed={} tracked_conns={}",
             cs.ring_drops,
             cs.filter_seen,
@@ -134,8 +237,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             cs.filter_insert_failed,
             cs.tracked_conns,
         );
+    } else {
+        s += &format!(" bad_records={}", cs.bad_records);
     }
-    eprintln!("{summary}");
-    let _ = io::stderr().flush();
-    result
+    s
 }

@@ -175,7 +175,8 @@ impl Capture {
         let out = dir.join("http-top.out");
         let err = dir.join("http-top.err");
         let mut cmd = ns.exec(BIN);
-        cmd.args(["--headless", "--duration", "60"]).args(args);
+        cmd.args(["--headless", "--packets", "--duration", "60"])
+            .args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -1,4 +1,4 @@
-//! `http-top -r FILE --headless` on real captures: the public corpus in ../shared/corpus and the
+//! `http-top -r FILE --headless --packets` on real captures: the public corpus in ../shared/corpus and the
 //! bundled demo. No root needed.
 //!
 //! Expected numbers come from tshark 4.0 on the same files, not from http-top:
@@ -18,7 +18,7 @@ fn read(path: &Path) -> Run {
     let out = Command::new(BIN)
         .arg("-r")
         .arg(path)
-        .arg("--headless")
+        .args(["--headless", "--packets"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -84,10 +84,10 @@ fn corpus_files_decode_exactly_as_tshark_counts_them() {
 #[test]
 fn the_bundled_demo_is_real_traffic_and_reads_cleanly() {
     let r = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo.pcap"));
-    assert_eq!(r.summary["packets"], 4082);
-    assert_eq!(r.summary["tcp_segments"], 4082);
-    assert_eq!(r.summary["payload_bytes"], 1_278_307);
-    assert_eq!(request_lines(&r.stdout), 749);
+    assert_eq!(r.summary["packets"], 4124);
+    assert_eq!(r.summary["tcp_segments"], 4124);
+    assert_eq!(r.summary["payload_bytes"], 1_280_617);
+    assert_eq!(request_lines(&r.stdout), 756);
     assert!(r.stdout.contains("\"GET /search?s=shoes&page=1 HTTP/1.1\""));
 }
 

@@ -51,7 +51,8 @@ pid $work/nginx.pid;
 error_log $work/logs/error.log;
 events { worker_connections 256; }
 http {
-    access_log $work/logs/access.log;
+    log_format wire '\$remote_addr \$request_length \$bytes_sent \$status \$request_time "\$request"';
+    access_log $work/logs/access.log wire;
     client_body_temp_path $work/tmp;
     proxy_temp_path $work/tmp;
     default_type application/octet-stream;
@@ -82,7 +83,9 @@ pids+=($!)
 for _ in $(seq 100); do [ -e "$work/httpd.ready" ] && break; sleep 0.05; done
 ip netns exec "$srv" nginx -p "$work" -c "$work/nginx.conf"
 
-ip netns exec "$cli" tcpdump -i "v$cli" -s 0 -U --time-stamp-precision=nano -w "$work/demo.pcap" \
+# --immediate-mode: hand each packet over at once; libpcap's default batches them in ring blocks for
+# up to a second, and whatever is still in a block when tcpdump stops is lost.
+ip netns exec "$cli" tcpdump -i "v$cli" -s 0 -U --immediate-mode --time-stamp-precision=nano -w "$work/demo.pcap" \
     "tcp port 80 or tcp port 8080" 2>"$work/tcpdump.log" &
 pids+=($!)
 for _ in $(seq 100); do grep -q "listening on" "$work/tcpdump.log" && break; sleep 0.05; done
@@ -113,8 +116,10 @@ for round in $(seq 60); do
     sleep 0.$((RANDOM % 9 + 1))
 done
 
-sleep 0.5
-kill "${pids[-1]}"
+sleep 1
+kill -INT "${pids[-1]}"
 wait "${pids[-1]}" 2>/dev/null || true
 cp "$work/demo.pcap" "$out"
+# nginx's own account of every request, for the tests to compare with.
+cp "$work/logs/access.log" "${out%.pcap}-nginx.log"
 echo "demo-capture: $(wc -l < "$work/logs/access.log") requests in nginx's log; wrote $out ($(stat -c %s "$out") bytes)"

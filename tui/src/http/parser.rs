@@ -61,8 +61,6 @@ pub enum Framing {
     Chunked,
     /// Until the connection closes (responses only).
     Close,
-    /// The connection stops being HTTP (101, CONNECT 2xx).
-    Tunnel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,10 +148,6 @@ impl MessageParser {
         !matches!(self.state, State::Idle | State::Resync | State::Tunnel)
     }
 
-    pub fn is_tunnel(&self) -> bool {
-        self.state == State::Tunnel
-    }
-
     /// Skips bytes until the start of a segment that begins a message.
     pub fn resync(&mut self) {
         self.state = State::Resync;
@@ -189,11 +183,6 @@ impl MessageParser {
             Framing::Close => {
                 self.state = State::BodyClose;
                 None
-            }
-            Framing::Tunnel => {
-                let e = self.end();
-                self.tunnel();
-                Some(e)
             }
         }
     }

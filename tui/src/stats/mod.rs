@@ -1,0 +1,261 @@
+//! Grouping and aggregation of exchanges.
+//!
+//! Every grouping key the user can switch to is aggregated at once, as exchanges arrive, so switching
+//! is instant and loses no history. Each key's table is capped: groups beyond the cap go to
+//! `_other` (counted). Rates use capture time, so a file read at any speed shows the rates it had
+//! when it was captured.
+
+pub mod key;
+
+use std::collections::HashMap;
+
+use hdrhistogram::Histogram;
+
+pub use self::key::GroupKey;
+use crate::http::Exchange;
+
+/// Label of the overflow group.
+pub const OTHER: &str = "_other";
+
+/// Aggregates of one group.
+#[derive(Debug, Clone)]
+pub struct Agg {
+    /// Exchanges whose request was seen.
+    pub requests: u64,
+    /// Final responses (paired or not).
+    pub responses: u64,
+    /// Requests that got no response.
+    pub no_response: u64,
+    /// Request message bytes.
+    pub bytes_in: u64,
+    /// Response message bytes.
+    pub bytes_out: u64,
+    /// Final responses by class: 1xx .. 5xx.
+    pub status: [u64; 5],
+    /// First request byte to last response byte, µs.
+    pub latency: Histogram<u32>,
+    /// First request byte to first byte of the final response, µs.
+    pub ttfb: Histogram<u32>,
+    /// Requests counted in the current tick, and in the last complete one.
+    pub tick_requests: u64,
+    pub last_tick_requests: u64,
+}
+
+impl Default for Agg {
+    fn default() -> Self {
+        Self {
+            requests: 0,
+            responses: 0,
+            no_response: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            status: [0; 5],
+            // Two significant digits (1% resolution) and auto-resize keep an idle group small.
+            latency: Histogram::new(2).expect("valid sigfig"),
+            ttfb: Histogram::new(2).expect("valid sigfig"),
+            tick_requests: 0,
+            last_tick_requests: 0,
+        }
+    }
+}
+
+impl Agg {
+    fn add(&mut self, e: &Exchange) {
+        if e.request_seen {
+            self.requests += 1;
+            self.tick_requests += 1;
+            if e.status.is_none() {
+                self.no_response += 1;
+            }
+        }
+        self.bytes_in += e.req_bytes;
+        self.bytes_out += e.resp_bytes;
+        if let Some(s) = e.status {
+            self.responses += 1;
+            let class = usize::from((s / 100).clamp(1, 5)) - 1;
+            self.status[class] += 1;
+        }
+        if let Some(l) = e.latency_ns() {
+            record(&mut self.latency, l);
+        }
+        if let Some(t) = e.ttfb_ns() {
+            record(&mut self.ttfb, t);
+        }
+    }
+
+    /// Final responses with status < 500 over final responses plus requests never answered, in
+    /// percent; `None` when there is neither.
+    pub fn success_rate(&self) -> Option<f64> {
+        let denom = self.responses + self.no_response;
+        let ok = self.responses - self.status[4];
+        (denom > 0).then(|| ok as f64 * 100.0 / denom as f64)
+    }
+
+    #[cfg(test)]
+    fn merge(&mut self, o: &Self) {
+        self.requests += o.requests;
+        self.responses += o.responses;
+        self.no_response += o.no_response;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        for (a, b) in self.status.iter_mut().zip(o.status) {
+            *a += b;
+        }
+        let _ = self.latency.add(&o.latency);
+        let _ = self.ttfb.add(&o.ttfb);
+        self.tick_requests += o.tick_requests;
+        self.last_tick_requests += o.last_tick_requests;
+    }
+}
+
+/// Longest time a histogram records, µs (an hour); longer ones count as an hour. Bounds how far an
+/// auto-resizing histogram can grow.
+const MAX_US: u64 = 3_600_000_000;
+
+fn record(h: &mut Histogram<u32>, ns: u64) {
+    // Recording within MAX_US cannot fail: the histogram grows to fit.
+    let _ = h.record((ns / 1_000).clamp(1, MAX_US));
+}
+
+/// All groups of one key.
+#[derive(Debug, Default)]
+struct Table {
+    groups: HashMap<String, Agg>,
+    /// Exchanges that went to `_other` because the table was full.
+    overflowed: u64,
+}
+
+/// Aggregates for every key at once.
+pub struct Stats {
+    keys: Vec<GroupKey>,
+    tables: Vec<Table>,
+    max_groups: usize,
+    total: Agg,
+    /// Capture time of the first exchange and of the latest tick boundary.
+    first_ns: Option<u64>,
+    now_ns: u64,
+    tick_start_ns: u64,
+    last_tick_ns: u64,
+}
+
+/// One row of a snapshot.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub group: String,
+    pub agg: Agg,
+}
+
+impl Stats {
+    /// Aggregates under each of `keys` (the first is the one shown first), at most `max_groups`
+    /// groups per key.
+    pub fn new(keys: Vec<GroupKey>, max_groups: usize) -> Self {
+        let tables = keys.iter().map(|_| Table::default()).collect();
+        Self {
+            keys,
+            tables,
+            max_groups: max_groups.max(1),
+            total: Agg::default(),
+            first_ns: None,
+            now_ns: 0,
+            tick_start_ns: 0,
+            last_tick_ns: 0,
+        }
+    }
+
+    pub fn keys(&self) -> &[GroupKey] {
+        &self.keys
+    }
+
+    pub fn add(&mut self, e: &Exchange) {
+        let t = if e.req_first_ns > 0 {
+            e.req_first_ns
+        } else {
+            e.resp_first_ns
+        };
+        self.first_ns.get_or_insert(t);
+        self.now_ns = self.now_ns.max(e.resp_last_ns).max(e.req_last_ns);
+        self.total.add(e);
+        for (key, table) in self.keys.iter().zip(&mut self.tables) {
+            let label = key.label(e);
+            let full = table.groups.len() >= self.max_groups && !table.groups.contains_key(&label);
+            let label = if full {
+                table.overflowed += 1;
+                OTHER.to_owned()
+            } else {
+                label
+            };
+            table.groups.entry(label).or_default().add(e);
+        }
+    }
+
+    /// Closes the current tick at capture time `now_ns`: the per-tick request rate becomes what was
+    /// counted since the previous tick.
+    pub fn tick(&mut self, now_ns: u64) {
+        self.now_ns = self.now_ns.max(now_ns);
+        self.last_tick_ns = now_ns.saturating_sub(self.tick_start_ns);
+        self.tick_start_ns = now_ns;
+        let roll = |a: &mut Agg| {
+            a.last_tick_requests = a.tick_requests;
+            a.tick_requests = 0;
+        };
+        roll(&mut self.total);
+        for t in &mut self.tables {
+            t.groups.values_mut().for_each(roll);
+        }
+    }
+
+    /// Seconds of capture time covered so far.
+    pub fn elapsed_s(&self) -> f64 {
+        self.first_ns
+            .map_or(0.0, |f| self.now_ns.saturating_sub(f) as f64 / 1e9)
+    }
+
+    /// Length of the last complete tick, seconds.
+    pub fn last_tick_s(&self) -> f64 {
+        self.last_tick_ns as f64 / 1e9
+    }
+
+    pub fn total(&self) -> &Agg {
+        &self.total
+    }
+
+    /// Groups that overflowed into `_other` for key `k`.
+    pub fn overflowed(&self, k: usize) -> u64 {
+        self.tables.get(k).map_or(0, |t| t.overflowed)
+    }
+
+    /// The rows of key `k`, most requests first (ties by name, so the order is stable).
+    pub fn rows(&self, k: usize) -> Vec<Row> {
+        let Some(t) = self.tables.get(k) else {
+            return Vec::new();
+        };
+        let mut rows: Vec<Row> = t
+            .groups
+            .iter()
+            .map(|(g, a)| Row {
+                group: g.clone(),
+                agg: a.clone(),
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.agg
+                .requests
+                .cmp(&a.agg.requests)
+                .then_with(|| a.group.cmp(&b.group))
+        });
+        rows
+    }
+
+    /// Everything merged (for checks: every key's groups add up to the total).
+    #[cfg(test)]
+    pub fn merged(&self, k: usize) -> Agg {
+        let mut m = Agg::default();
+        for a in self.tables[k].groups.values() {
+            m.merge(a);
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests;
