@@ -152,12 +152,15 @@ impl Stream {
         next.saturating_add_signed(delta)
     }
 
-    /// Moves `next` forward (never back) and its wire form with it.
+    /// Moves `next` forward and its wire form with it. Never back: a target behind `next` (a FIN
+    /// number below data already delivered, which only a broken or hostile peer sends) is ignored.
     fn advance_to(&mut self, next: u64) {
-        let old = self.next.unwrap_or(next);
-        debug_assert!(next >= old);
-        self.next = Some(next);
-        self.next_wire = self.next_wire.wrapping_add((next - old) as u32);
+        if let Some(old) = self.next
+            && next > old
+        {
+            self.next = Some(next);
+            self.next_wire = self.next_wire.wrapping_add((next - old) as u32);
+        }
     }
 }
 

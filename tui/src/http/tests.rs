@@ -252,3 +252,81 @@ fn garbage_then_a_valid_request_resyncs() {
     assert_eq!(targets, ["/ok", "/again"]);
     assert_eq!(st.parse_errors, 1);
 }
+
+mod no_panic {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::capture::{Direction, LinkType, Packet};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Arbitrary bytes in both directions, split at arbitrary points, with arbitrary gaps and
+        /// closes: the HTTP layer never panics and never reports more responses than it saw
+        /// message starts.
+        #[test]
+        fn arbitrary_streams(parts in proptest::collection::vec((any::<bool>(), proptest::collection::vec(any::<u8>(), 0..300), 0u8..8), 0..40)) {
+            let mut c = Conv::new();
+            for (to_server, mut bytes, kind) in parts {
+                // Bias towards HTTP-looking input so the parser gets past the first byte.
+                if kind == 0 { bytes.splice(0..0, b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n".iter().copied()); }
+                if kind == 1 { bytes.splice(0..0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".iter().copied()); }
+                let dir = usize::from(!to_server);
+                match kind {
+                    7 => c.send(dir, tcp_flags::FIN, &bytes),
+                    6 => { c.seq[dir] = c.seq[dir].wrapping_add(100); c.send(dir, 0, &bytes) } // a hole
+                    _ => c.send(dir, 0, &bytes),
+                }
+            }
+            let (ex, st) = c.done();
+            // Every request that started is reported exactly once (answered or not), and every
+            // response without a request is reported as such.
+            prop_assert_eq!(ex.iter().filter(|e| e.request_seen).count() as u64, st.requests);
+            prop_assert_eq!(ex.iter().filter(|e| !e.request_seen).count() as u64, st.unmatched_responses);
+        }
+
+        /// Arbitrary frames of every link type: decode, reassembly and HTTP never panic.
+        #[test]
+        fn arbitrary_frames(frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..50), link in 0u8..6) {
+            let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::Null, LinkType::Loop][usize::from(link)];
+            let mut p = Pipeline::new(FlowConfig::default());
+            for (i, f) in frames.iter().enumerate() {
+                p.packet(&Packet { ts_ns: i as u64, link, data: f, orig_len: f.len() as u32, iface: 0, direction: Direction::Unknown });
+            }
+            p.finish();
+            prop_assert_eq!(p.counters().packets, frames.len() as u64);
+        }
+
+        /// Well-formed TCP/IP frames around hostile payloads, on a handful of connections with
+        /// jittered sequence numbers and random flags: reassembly and HTTP hold up, and every
+        /// request is accounted for.
+        #[test]
+        fn hostile_segments(segs in proptest::collection::vec((0u8..4, any::<bool>(), 0u32..3000, any::<u8>(), proptest::collection::vec(any::<u8>(), 0..400), 0u8..4), 1..80)) {
+            let mut p = Pipeline::new(FlowConfig { max_conns: 3, max_ooo_bytes: 2000, max_holes: 4, ..FlowConfig::default() });
+            let mut requests = 0;
+            for (i, (conn, to_server, seq, flags, mut payload, kind)) in segs.into_iter().enumerate() {
+                let prefix: &[u8] = match kind {
+                    0 => b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    1 => b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+                    _ => b"",
+                };
+                payload.splice(0..0, prefix.iter().copied());
+                let (c, s) = ([10, 0, 0, conn], [10, 0, 1, 1]);
+                let (src, dst, sp, dp) = if to_server { (c, s, 40000, 80) } else { (s, c, 80, 40000) };
+                let mut frame = Vec::new();
+                let b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 1000);
+                let b = if flags & 1 != 0 { b.fin() } else { b };
+                let b = if flags & 2 != 0 { b.syn() } else { b };
+                let b = if flags & 4 != 0 { b.rst() } else { b };
+                b.write(&mut frame, &payload).unwrap();
+                p.packet(&Packet { ts_ns: i as u64 * 1000, link: LinkType::Ethernet, data: &frame, orig_len: frame.len() as u32, iface: 0, direction: Direction::Unknown });
+                requests += p.drain().filter(|e| e.request_seen).count() as u64;
+            }
+            p.finish();
+            requests += p.drain().filter(|e| e.request_seen).count() as u64;
+            prop_assert_eq!(requests, p.http_stats().requests);
+            prop_assert!(p.flow_stats().open == 0);
+        }
+    }
+}
