@@ -18,105 +18,30 @@ use std::{
     fs,
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Stdio},
+    time::Duration,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_http-top");
-const HTTPD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/httpd.py");
-const NOISE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/noise.py");
+mod common;
+
+use common::{BIN, Guard, Link, Netns, SUPPORT, run, tmpdir, wait_until, wait_until_or};
+
 const HTTP_PORT: u16 = 8080;
 const OTHER_HTTP_PORT: u16 = 8081;
 const ECHO_PORT: u16 = 9000;
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn httpd() -> String {
+    format!("{SUPPORT}/httpd.py")
 }
 
-fn ip(args: &[&str]) {
-    run(Command::new("ip").args(args));
-}
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    wait_until_or(what, timeout, &mut cond, String::new);
-}
-
-/// Polls `cond` until it holds; on time-out fails with `explain()`.
-fn wait_until_or(
-    what: &str,
-    timeout: Duration,
-    mut cond: impl FnMut() -> bool,
-    explain: impl Fn() -> String,
-) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}\n{}",
-            explain()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A network namespace, deleted (with its veths and processes' sockets) on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("ht{tag}{}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        ip(&["netns", "add", &name]);
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        Self(name)
-    }
-
-    fn exec(&self, prog: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, prog]);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A child process killed on drop, so a failing assertion never leaves it behind.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("http-top-e2e-{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+fn noise_py() -> String {
+    format!("{SUPPORT}/noise.py")
 }
 
 fn start_server(ns: &Netns, dir: &Path, binds: &[(&str, u16)]) -> Guard {
     let ready = dir.join("httpd.ready");
     let mut cmd = ns.exec("python3");
-    cmd.arg(HTTPD);
+    cmd.arg(httpd());
     for (host, port) in binds {
         cmd.arg(host).arg(port.to_string());
     }
@@ -212,32 +137,11 @@ impl Capture {
     }
 
     /// Ctrl-C, then the summary counters it printed on the way out.
-    fn stop(mut self) -> HashMap<String, u64> {
-        run(Command::new("kill").args(["-INT", &self.pid().to_string()]));
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.0.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "http-top did not exit on SIGINT"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+    fn stop(self) -> HashMap<String, u64> {
+        let status = self.child.interrupt("http-top");
         let err = fs::read_to_string(&self.err).unwrap();
         assert!(status.success(), "http-top exited with {status}:\n{err}");
-        let summary = err
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("http-top: packets="))
-            .expect("summary line");
-        summary
-            .trim_start_matches("http-top: ")
-            .split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
-            .collect()
+        common::summary(&err)
     }
 }
 
@@ -340,7 +244,7 @@ fn client_mix(client: &Netns, dir: &Path, v4: &str, v6: &str) -> Sent {
 fn noise(client: &Netns, v4: &str, v6: &str) {
     for addr in [v4, v6] {
         run(client.exec("python3").args([
-            NOISE,
+            &noise_py(),
             addr,
             &HTTP_PORT.to_string(),
             &ECHO_PORT.to_string(),
@@ -442,33 +346,14 @@ fn check(cap: Capture, sent: Sent, connections: usize) -> Vec<Line> {
 #[ignore = "needs root: network namespaces and eBPF (cargo xtask test runs it)"]
 fn veth_between_namespaces_keeps_exactly_the_http_traffic() {
     let dir = tmpdir("veth");
-    let server = Netns::new("s");
-    let client = Netns::new("c");
-    let net = std::process::id() % 250;
-    let (v4s, v4c) = (format!("10.231.{net}.1"), format!("10.231.{net}.2"));
-    let (v6s, v6c) = ("fd00:4854::1", "fd00:4854::2");
-    let (vs, vc) = (
-        format!("hts{}", std::process::id()),
-        format!("htc{}", std::process::id()),
-    );
-    ip(&[
-        "link", "add", &vs, "netns", &server.0, "type", "veth", "peer", "name", &vc, "netns",
-        &client.0,
-    ]);
-    for (ns, dev, a4, a6) in [(&server, &vs, &v4s, v6s), (&client, &vc, &v4c, v6c)] {
-        ip(&["-n", &ns.0, "addr", "add", &format!("{a4}/24"), "dev", dev]);
-        ip(&[
-            "-n",
-            &ns.0,
-            "addr",
-            "add",
-            &format!("{a6}/64"),
-            "dev",
-            dev,
-            "nodad",
-        ]);
-        ip(&["-n", &ns.0, "link", "set", dev, "up"]);
-    }
+    let Link {
+        server,
+        client,
+        v4s,
+        v6s,
+        vc,
+    } = Link::new(231, "4854");
+    let v6s = v6s.as_str();
     let _httpd = start_server(
         &server,
         &dir,

@@ -1,0 +1,181 @@
+//! Helpers shared by the root-only end-to-end tests: network namespaces, child processes that die
+//! with the test, and waiting on conditions (never on fixed sleeps).
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::{
+    fs,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_http-top");
+pub const SUPPORT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support");
+
+/// Runs a command to completion; fails the test with its stderr if it fails.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn ip(args: &[&str]) {
+    run(Command::new("ip").args(args));
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    wait_until_or(what, timeout, &mut cond, String::new);
+}
+
+/// Polls `cond` until it holds; on time-out fails with `explain()`.
+pub fn wait_until_or(
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+    explain: impl Fn() -> String,
+) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            explain()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A network namespace, deleted (with its veths) on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(tag: &str) -> Self {
+        let name = format!("ht{tag}{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        Self(name)
+    }
+
+    pub fn exec(&self, prog: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, prog]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Two namespaces joined by a veth pair, with IPv4 and IPv6 addresses inside them only.
+pub struct Link {
+    pub server: Netns,
+    pub client: Netns,
+    pub v4s: String,
+    pub v6s: String,
+    /// The client's end of the veth.
+    pub vc: String,
+}
+
+impl Link {
+    /// `net` picks the 10.x.y.0/24 used; the pid keeps concurrent runs apart.
+    pub fn new(net: u8, v6_tag: &str) -> Self {
+        let server = Netns::new("s");
+        let client = Netns::new("c");
+        let y = std::process::id() % 250;
+        let (v4s, v4c) = (format!("10.{net}.{y}.1"), format!("10.{net}.{y}.2"));
+        let (v6s, v6c) = (format!("fd00:{v6_tag}::1"), format!("fd00:{v6_tag}::2"));
+        let (vs, vc) = (
+            format!("hts{}", std::process::id()),
+            format!("htc{}", std::process::id()),
+        );
+        ip(&[
+            "link", "add", &vs, "netns", &server.0, "type", "veth", "peer", "name", &vc, "netns",
+            &client.0,
+        ]);
+        for (ns, dev, a4, a6) in [(&server, &vs, &v4s, &v6s), (&client, &vc, &v4c, &v6c)] {
+            ip(&["-n", &ns.0, "addr", "add", &format!("{a4}/24"), "dev", dev]);
+            ip(&[
+                "-n",
+                &ns.0,
+                "addr",
+                "add",
+                &format!("{a6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+            ip(&["-n", &ns.0, "link", "set", dev, "up"]);
+        }
+        Self {
+            server,
+            client,
+            v4s,
+            v6s,
+            vc,
+        }
+    }
+}
+
+/// A child process killed on drop, so a failing assertion never leaves it behind.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Guard {
+    /// SIGINT, then waits (bounded) for a clean exit.
+    pub fn interrupt(mut self, what: &str) -> std::process::ExitStatus {
+        run(Command::new("kill").args(["-INT", &self.0.id().to_string()]));
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{what} did not exit on SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+pub fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("http-top-e2e-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Parses the `key=value` summary line http-top prints on stderr at exit.
+pub fn summary(stderr: &str) -> std::collections::HashMap<String, u64> {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("http-top: packets="))
+        .unwrap_or_else(|| panic!("no summary line in:\n{stderr}"));
+    line.trim_start_matches("http-top: ")
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+        .collect()
+}
