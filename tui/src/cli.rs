@@ -50,6 +50,10 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub csv: Option<PathBuf>,
 
+    /// Also write every captured frame to this pcap file (what the kernel filter kept)
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
     /// Print one JSON object per finished exchange instead of tables
     #[arg(long, conflicts_with = "packets")]
     pub json: bool,

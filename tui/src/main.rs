@@ -119,6 +119,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let ifaces = source.interfaces().to_vec();
     let mut written: io::Result<()> = Ok(());
+    let mut pcap_out: Option<export::PcapOut> = None;
     loop {
         if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -127,6 +128,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             Next::Packet(p) => {
                 if cli.packets {
                     written = headless::packet_line(&mut out, &p, &ifaces);
+                }
+                if let Some(path) = &cli.write {
+                    if pcap_out.is_none() {
+                        pcap_out = Some(export::PcapOut::create(path, p.link)?);
+                    }
+                    if let Some(w) = &mut pcap_out {
+                        w.write(&p)?;
+                    }
                 }
                 pipeline.packet(&p);
             }
@@ -155,6 +164,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         if written.is_err() {
             break;
         }
+    }
+    if let Some(w) = pcap_out {
+        w.finish()?;
     }
     pipeline.finish();
     for e in pipeline.drain() {
@@ -203,8 +215,8 @@ fn summary(source: &mut dyn PacketSource, p: &Pipeline, live: bool) -> String {
     let hs = p.http_stats();
     let mut s = format!(
         "http-top: packets={} bytes={} tcp_segments={} payload_bytes={} not_tcp={} decode_errors={} \
-         connections={} open={} evicted={} retransmissions={} gaps={} gap_bytes={} ooo_overflows={} \
-         requests={} responses={} interim={} unmatched_responses={} parse_errors={} resyncs={} \
+         connections={} open={} evicted={} retransmissions={} out_of_order={} gaps={} gap_bytes={} ooo_overflows={} \
+         requests={} responses={} interim={} unmatched_responses={} parse_errors={} truncated={} resyncs={} \
          http2={} tunnels={}",
         pc.packets,
         pc.bytes,
@@ -216,6 +228,7 @@ fn summary(source: &mut dyn PacketSource, p: &Pipeline, live: bool) -> String {
         fs.open,
         fs.evicted,
         fs.retransmissions,
+        fs.out_of_order,
         fs.gaps,
         fs.gap_bytes,
         fs.ooo_overflows,
@@ -224,6 +237,7 @@ fn summary(source: &mut dyn PacketSource, p: &Pipeline, live: bool) -> String {
         hs.interim_responses,
         hs.unmatched_responses,
         hs.parse_errors,
+        hs.truncated,
         hs.resyncs,
         hs.http2_connections,
         hs.tunnels,

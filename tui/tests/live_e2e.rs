@@ -352,6 +352,7 @@ fn veth_between_namespaces_keeps_exactly_the_http_traffic() {
         v4s,
         v6s,
         vc,
+        ..
     } = Link::new(231, "4854");
     let v6s = v6s.as_str();
     let _httpd = start_server(

@@ -22,6 +22,7 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("tcpdump", "/usr/bin/tcpdump"),
     ("iputils-ping", "/usr/bin/ping"),
     ("util-linux", "/usr/bin/setpriv"),
+    ("nftables", "/usr/sbin/nft"),
     ("python3", "/usr/bin/python3"),
 ];
 

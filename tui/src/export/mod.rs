@@ -133,6 +133,63 @@ pub fn write_json_line<W: Write>(mut out: W, e: &Exchange) -> std::io::Result<()
     out.write_all(b"\n")
 }
 
+/// Writes captured frames to a pcap file (nanosecond timestamps), like `tcpdump -w`: what the
+/// kernel filter kept, for a later `-r` or for Wireshark.
+pub struct PcapOut {
+    writer: pcap_file::pcap::PcapWriter<std::io::BufWriter<std::fs::File>>,
+    link: crate::capture::LinkType,
+}
+
+impl PcapOut {
+    pub fn create(path: &std::path::Path, link: crate::capture::LinkType) -> anyhow::Result<Self> {
+        use crate::capture::LinkType;
+        use pcap_file::{DataLink, Endianness, TsResolution, pcap::PcapHeader};
+        let datalink = match link {
+            LinkType::Ethernet => DataLink::ETHERNET,
+            LinkType::RawIp => DataLink::RAW,
+            LinkType::LinuxSll => DataLink::LINUX_SLL,
+            LinkType::LinuxSll2 => DataLink::LINUX_SLL2,
+            LinkType::Null => DataLink::NULL,
+            LinkType::Loop => DataLink::LOOP,
+        };
+        let header = PcapHeader {
+            version_major: 2,
+            version_minor: 4,
+            ts_correction: 0,
+            ts_accuracy: 0,
+            snaplen: 262_144,
+            datalink,
+            ts_resolution: TsResolution::NanoSecond,
+            endianness: Endianness::native(),
+        };
+        let file = std::fs::File::create(path)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+        let writer =
+            pcap_file::pcap::PcapWriter::with_header(std::io::BufWriter::new(file), header)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        Ok(Self { writer, link })
+    }
+
+    /// Appends one frame; frames of another link type than the first are skipped (a pcap file has
+    /// one).
+    pub fn write(&mut self, p: &crate::capture::Packet<'_>) -> anyhow::Result<()> {
+        if p.link != self.link {
+            return Ok(());
+        }
+        let ts = std::time::Duration::from_nanos(p.ts_ns);
+        self.writer
+            .write_packet(&pcap_file::pcap::PcapPacket::new(ts, p.orig_len, p.data))
+            .map_err(|e| anyhow::anyhow!("writing the capture file: {e}"))?;
+        Ok(())
+    }
+
+    pub fn finish(self) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        self.writer.into_writer().flush()?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

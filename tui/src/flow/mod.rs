@@ -25,15 +25,19 @@ use std::{
 
 use crate::decode::{Segment, tcp_flags};
 
-/// Limits of the reassembler. The defaults bound a flood of connections to well under 64 MiB of
-/// buffered payload.
+/// Limits of the reassembler.
+///
+/// The per-direction limits must hold a whole receive window: on a fast link with loss, Linux
+/// windows reach several MiB, and a cap below that turns every late retransmission into a gap
+/// (found by the loss test: at 256 KiB a 5 MiB transfer with 10% loss lost its place). The global
+/// cap is what bounds memory under a flood.
 #[derive(Debug, Clone, Copy)]
 pub struct FlowConfig {
     /// Connections tracked at once; beyond it the least recently active are evicted.
     pub max_conns: usize,
     /// Out-of-order bytes buffered per direction.
     pub max_ooo_bytes: usize,
-    /// Separate out-of-order ranges (holes) per direction.
+    /// Buffered out-of-order segments per direction (which bounds the holes between them).
     pub max_holes: usize,
     /// Out-of-order bytes buffered over all connections.
     pub max_total_buffered: usize,
@@ -45,9 +49,9 @@ impl Default for FlowConfig {
     fn default() -> Self {
         Self {
             max_conns: 100_000,
-            max_ooo_bytes: 256 * 1024,
-            max_holes: 32,
-            max_total_buffered: 32 * 1024 * 1024,
+            max_ooo_bytes: 8 * 1024 * 1024,
+            max_holes: 8192,
+            max_total_buffered: 64 * 1024 * 1024,
             idle_timeout_ns: 120 * 1_000_000_000,
         }
     }
@@ -97,6 +101,8 @@ pub struct FlowStats {
     pub idle_closed: u64,
     /// Segments whose bytes had all been seen already.
     pub retransmissions: u64,
+    /// Segments that arrived ahead of a hole and were buffered.
+    pub out_of_order: u64,
     /// Gaps reported, and their bytes.
     pub gaps: u64,
     pub gap_bytes: u64,
@@ -144,6 +150,13 @@ struct Stream {
 }
 
 impl Stream {
+    /// Starts the stream at wire sequence number `seq`. Unwrapped numbers start at 2^32 so that
+    /// bytes before the start still unwrap to positive numbers.
+    fn start_at(&mut self, seq: u32) {
+        self.next = Some(1 << 32);
+        self.next_wire = seq;
+    }
+
     /// Unwraps a 32-bit sequence number to the 64-bit space around `next`.
     fn unwrap(&self, seq: u32) -> u64 {
         let next = self.next.unwrap_or(0);
@@ -387,11 +400,7 @@ impl Ctx<'_> {
         if s.next.is_none() {
             // First segment of this direction: a SYN's sequence number is the ISN and the data
             // starts one after it; otherwise the stream starts here (mid-connection pickup).
-            // Unwrapped numbers start at 2^32 so that a few retransmitted bytes before it still
-            // unwrap to positive numbers.
-            let start = (1u64 << 32) + u64::from(syn);
-            s.next = Some(start);
-            s.next_wire = seg.seq.wrapping_add(u32::from(syn));
+            s.start_at(seg.seq.wrapping_add(u32::from(syn)));
         }
         let mut seq = s.unwrap(seg.seq);
         if syn {
@@ -409,7 +418,14 @@ impl Ctx<'_> {
 
     /// The peer acknowledged up to `ack` in this stream's sequence space.
     fn acked<H: Handler>(&mut self, s: &mut Stream, ts: u64, ack: u32, c: &mut H::Conn, h: &mut H) {
-        let Some(next) = s.next else { return };
+        let Some(next) = s.next else {
+            // The peer's acknowledgement says where this stream stands before any of its segments
+            // arrive: without it (no SYN captured, as behind the kernel filter), a stream whose
+            // first segment is lost and retransmitted would start at the segment after it and
+            // drop the retransmission, and with it a response's head.
+            s.start_at(ack);
+            return;
+        };
         let acked = s.unwrap(ack);
         // Acknowledged bytes past the FIN number are the FIN itself.
         let acked = s.fin.map_or(acked, |f| acked.min(f));
@@ -504,6 +520,7 @@ impl Ctx<'_> {
             }
             return self.deliver(s, ts, seq, data, c, h);
         }
+        self.stats.out_of_order += 1;
         for (a, b) in pieces {
             let lo = (a - seq) as usize;
             let hi = (b - seq) as usize;

@@ -277,3 +277,26 @@ fn the_table_is_capped_and_idle_connections_expire() {
     t.segment(10_000_000_000, &seg(a(), b(), 1, 0, b"x"), &mut r);
     assert_eq!(t.stats().open, 1);
 }
+
+#[test]
+fn without_a_syn_the_peers_ack_anchors_a_stream_whose_first_segment_is_late() {
+    // Behind the kernel filter no SYN is captured. The server's first segment is lost and
+    // retransmitted after its second; the client's request already said (ack) where the server's
+    // stream starts, so the late first segment fills the hole instead of being dropped as old.
+    let mut t = FlowTable::<()>::new(FlowConfig::default());
+    let mut r = Recorder::default();
+    let mut req = seg(a(), b(), 500, tcp_flags::ACK, b"GET / HTTP/1.1\r\n\r\n");
+    req.ack = 7000;
+    t.segment(1, &req, &mut r);
+    t.segment(2, &seg(b(), a(), 7010, tcp_flags::ACK, b"second"), &mut r);
+    t.segment(
+        3,
+        &seg(b(), a(), 7000, tcp_flags::ACK, b"HTTP/1.1 "),
+        &mut r,
+    );
+    t.finish(4, &mut r);
+    let dir = 1;
+    let out: Vec<u8> = r.out[dir].iter().map(|b| b.unwrap_or(b'?')).collect();
+    assert_eq!(out, b"HTTP/1.1 ?second");
+    assert_eq!(t.stats().out_of_order, 1);
+}

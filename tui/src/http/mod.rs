@@ -71,6 +71,8 @@ pub struct HttpStats {
     pub interim_responses: u64,
     pub unmatched_responses: u64,
     pub parse_errors: u64,
+    /// Messages cut short by a close or reset (not a parse error: the peer stopped).
+    pub truncated: u64,
     /// Directions that lost their place after a gap and had to resynchronise.
     pub resyncs: u64,
     pub http2_connections: u64,
@@ -230,15 +232,20 @@ impl HttpHandler {
                 }
             }
             Event::Error(e) => {
-                self.stats.parse_errors += u64::from(e != ParseError::Gap);
+                match e {
+                    ParseError::Truncated => self.stats.truncated += 1,
+                    ParseError::Gap => {}
+                    _ => self.stats.parse_errors += 1,
+                }
                 self.stats.resyncs += 1;
                 if !from_client && c.response.status != 0 && !c.response.interim {
                     // The response's head was seen: it answered the front request, even if its
                     // body was cut. Keep the pairing aligned.
                     let req = c.pending.pop_front();
                     let status = Some(c.response.status);
-                    let last = c.response.first_ns;
-                    self.emit(c, info, req, status, (last, c.response.interim_bytes), true);
+                    let last = c.response.first_ns.max(c.parsers[dir].last_ts());
+                    let bytes = c.response.interim_bytes + c.parsers[dir].failed_bytes();
+                    self.emit(c, info, req, status, (last, bytes), true);
                     c.response = Response::default();
                 } else if !from_client {
                     c.response = Response::default();

@@ -121,6 +121,8 @@ pub struct MessageParser {
     bytes: u64,
     /// Capture time of the last byte consumed.
     last_ts: u64,
+    /// Bytes the last failed message had consumed when it failed.
+    failed_bytes: u64,
 }
 
 impl Default for MessageParser {
@@ -130,6 +132,7 @@ impl Default for MessageParser {
             head: Vec::new(),
             bytes: 0,
             last_ts: 0,
+            failed_bytes: 0,
         }
     }
 }
@@ -143,6 +146,17 @@ pub fn starts_message(data: &[u8]) -> bool {
 }
 
 impl MessageParser {
+    /// Bytes the message reported by the last [`Event::Error`] had consumed (it still crossed the
+    /// wire and counts toward its exchange).
+    pub fn failed_bytes(&self) -> u64 {
+        self.failed_bytes
+    }
+
+    /// Capture time of the last byte consumed.
+    pub fn last_ts(&self) -> u64 {
+        self.last_ts
+    }
+
     /// In the middle of a message (its start seen, its end not yet)?
     pub fn in_message(&self) -> bool {
         !matches!(self.state, State::Idle | State::Resync | State::Tunnel)
@@ -197,6 +211,7 @@ impl MessageParser {
     }
 
     fn fail(&mut self, e: ParseError) -> Event {
+        self.failed_bytes = self.bytes;
         self.resync();
         Event::Error(e)
     }
@@ -389,14 +404,21 @@ impl MessageParser {
                 self.bytes += len;
                 None
             }
-            // A body of known length survives a gap inside it.
-            State::BodyLength(rem) if len <= *rem => {
-                *rem -= len;
-                self.bytes += len;
+            // A body of known length survives a gap inside it, and one that ends inside a gap is
+            // complete; only what follows it in the gap (the next message's start) is lost.
+            State::BodyLength(rem) => {
+                let n = len.min(*rem);
+                *rem -= n;
+                self.bytes += n;
                 self.last_ts = ts;
                 if *rem == 0 {
-                    self.state = State::Idle;
-                    return Some(self.end());
+                    let e = self.end();
+                    if len > n {
+                        self.resync();
+                    } else {
+                        self.state = State::Idle;
+                    }
+                    return Some(e);
                 }
                 None
             }
@@ -692,6 +714,30 @@ mod tests {
                 ts: 4,
                 bytes: head.len() as u64 + 100
             })
+        );
+    }
+
+    #[test]
+    fn a_gap_past_the_end_of_a_body_completes_it_and_resyncs() {
+        let mut p = MessageParser::default();
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+        p.feed(1, head, true);
+        p.feed(1, head, true);
+        p.set_framing(Framing::Length(10));
+        p.feed(2, b"abc", true);
+        // 7 body bytes and the start of the next message were never captured.
+        assert_eq!(
+            p.gap(50, 3),
+            Some(Event::End {
+                ts: 3,
+                bytes: head.len() as u64 + 10
+            })
+        );
+        // The rest of that next message is skipped; a segment starting a message resumes.
+        assert_eq!(p.feed(4, b"xyz\r\n\r\n", true), (7, None));
+        assert_eq!(
+            p.feed(5, b"HTTP/1.1 204 No Content\r\n\r\n", true),
+            (0, None)
         );
     }
 

@@ -187,6 +187,8 @@ fn a_reset_mid_response_and_an_unanswered_request() {
     let (ex, _) = c.done();
     assert_eq!(ex.len(), 2);
     assert_eq!((ex[0].status, ex[0].truncated), (Some(200), true));
+    // What did cross the wire counts: the head and the part of the body before the reset.
+    assert_eq!(ex[0].resp_bytes, 41 + 9);
     assert_eq!((s(&ex[1].target), ex[1].status), ("/never", None));
 }
 

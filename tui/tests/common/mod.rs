@@ -89,6 +89,8 @@ pub struct Link {
     pub v6s: String,
     /// The client's end of the veth.
     pub vc: String,
+    /// A namespace forwarding between the two, when made with [`Link::routed`].
+    pub router: Option<Netns>,
 }
 
 impl Link {
@@ -127,6 +129,65 @@ impl Link {
             v4s,
             v6s,
             vc,
+            router: None,
+        }
+    }
+
+    /// Client and server in different subnets with a router namespace between them, so that what
+    /// the router drops is real loss to TCP (a drop on the sender's own output is reported back to
+    /// TCP, which just sends again). IPv4 only.
+    pub fn routed(net: u8) -> Self {
+        let server = Netns::new("s");
+        let client = Netns::new("c");
+        let router = Netns::new("r");
+        let y = std::process::id() % 250;
+        let pid = std::process::id();
+        let (vc, vrc, vrs, vs) = (
+            format!("htc{pid}"),
+            format!("htrc{pid}"),
+            format!("htrs{pid}"),
+            format!("hts{pid}"),
+        );
+        ip(&[
+            "link", "add", &vc, "netns", &client.0, "type", "veth", "peer", "name", &vrc, "netns",
+            &router.0,
+        ]);
+        ip(&[
+            "link", "add", &vs, "netns", &server.0, "type", "veth", "peer", "name", &vrs, "netns",
+            &router.0,
+        ]);
+        let (c, rc) = (format!("10.{net}.{y}.2"), format!("10.{net}.{y}.1"));
+        let (s, rs) = (
+            format!("10.{}.{y}.2", net + 1),
+            format!("10.{}.{y}.1", net + 1),
+        );
+        for (ns, dev, addr) in [
+            (&client, &vc, &c),
+            (&router, &vrc, &rc),
+            (&router, &vrs, &rs),
+            (&server, &vs, &s),
+        ] {
+            ip(&[
+                "-n",
+                &ns.0,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                dev,
+            ]);
+            ip(&["-n", &ns.0, "link", "set", dev, "up"]);
+        }
+        ip(&["-n", &client.0, "route", "add", "default", "via", &rc]);
+        ip(&["-n", &server.0, "route", "add", "default", "via", &rs]);
+        run(router.exec("sysctl").args(["-qw", "net.ipv4.ip_forward=1"]));
+        Self {
+            server,
+            client,
+            v4s: s,
+            v6s: String::new(),
+            vc,
+            router: Some(router),
         }
     }
 }
