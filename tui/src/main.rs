@@ -1,20 +1,5 @@
-//! http-top: live HTTP traffic dashboard for Linux.
-//!
-//! Data flows one way: capture (live socket | pcap file) -> decode -> ... -> output. See
-//! `capture/` for where packets come from and `bpf.rs` for the kernel filter.
-
-mod bpf;
-mod capture;
-mod cli;
-mod decode;
-mod export;
-mod flow;
-mod headless;
-mod http;
-mod pipeline;
-mod stats;
-mod text;
-mod units;
+//! The `http-top` binary: command line, the capture loop, output. The pipeline lives in the library
+//! (`lib.rs`), so benchmarks and tests use the same code.
 
 use std::{
     io::{self, Write},
@@ -29,7 +14,7 @@ use std::{
 use anyhow::Context;
 use clap::Parser;
 
-use crate::{
+use http_top::{
     capture::{
         Next, PacketSource,
         file::FileSource,
@@ -37,10 +22,12 @@ use crate::{
         privs,
     },
     cli::Cli,
+    export,
     flow::FlowConfig,
-    headless::Rate,
+    headless::{self, Rate},
     pipeline::Pipeline,
     stats::{GroupKey, Stats},
+    text,
 };
 
 /// How long a live source may wait for a packet before the loop checks its stop conditions.

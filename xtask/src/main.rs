@@ -38,6 +38,9 @@ enum Cmd {
     Test,
     /// rustfmt check and clippy (-D warnings) on the userspace crates and on the eBPF crate
     Lint,
+    /// Pipeline benchmarks (criterion) on a large capture of real traffic, recorded on first use
+    /// (needs root for that; without root, the bundled demo is used)
+    Bench,
     /// Regenerate assets/demo.pcap from real traffic (nginx and curl in network namespaces; root)
     DemoCapture,
 }
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
             lint()
         }
         Cmd::DemoCapture => demo::run(&root()),
+        Cmd::Bench => demo::bench(&root()),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::{is_root, sh};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Debian packages the tests use, with a binary each that proves it is installed.
-const TEST_PACKAGES: &[(&str, &str)] = &[
+pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "/usr/sbin/ip"),
     ("curl", "/usr/bin/curl"),
     ("nginx-light", "/usr/sbin/nginx"),
@@ -26,11 +26,14 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("python3", "/usr/bin/python3"),
 ];
 
+/// Debian packages `cargo xtask bench` uses to record its capture, on top of the test ones.
+pub const BENCH_PACKAGES: &[(&str, &str)] = &[("apache2-utils", "/usr/bin/ab")];
+
 pub fn run(test_deps: bool) -> anyhow::Result<()> {
     nightly_with_rust_src()?;
     bpf_linker()?;
     if test_deps {
-        apt_packages()?;
+        apt_packages(TEST_PACKAGES)?;
     }
     Ok(())
 }
@@ -149,8 +152,9 @@ fn bpf_linker() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn apt_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = TEST_PACKAGES
+/// Installs those of `packages` (name, a file it provides) that are missing.
+pub fn apt_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, bin)| !std::path::Path::new(bin).exists())
         .map(|(pkg, _)| *pkg)

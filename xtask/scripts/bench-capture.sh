@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Records a large benchmark capture from real traffic: nginx in one network namespace, ab (small
+# keep-alive requests) and curl (5 MiB bodies, gzip) in another, tcpdump on the client's veth.
+# Bounded by request counts and by the caller's `timeout`. Needs root. Kept out of git.
+set -euo pipefail
+
+out=${1:?usage: bench-capture.sh OUT.pcap}
+work=$(mktemp -d)
+chmod 755 "$work"
+srv=htbench-s$$
+cli=htbench-c$$
+td=""
+
+cleanup() {
+    [ -n "$td" ] && kill "$td" 2>/dev/null || true
+    ip netns exec "$srv" nginx -p "$work" -c "$work/nginx.conf" -s stop 2>/dev/null || true
+    ip netns del "$srv" 2>/dev/null || true
+    ip netns del "$cli" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+ip netns add "$srv"
+ip netns add "$cli"
+ip link add "v$srv" netns "$srv" type veth peer name "v$cli" netns "$cli"
+ip -n "$srv" addr add 10.236.0.1/24 dev "v$srv"
+ip -n "$cli" addr add 10.236.0.2/24 dev "v$cli"
+for ns in "$srv" "$cli"; do ip -n "$ns" link set lo up; done
+ip -n "$srv" link set "v$srv" up
+ip -n "$cli" link set "v$cli" up
+
+mkdir -p "$work/www" "$work/logs" "$work/tmp"
+head -c $((5 << 20)) /dev/urandom > "$work/www/big.bin"
+head -c 700 /dev/urandom | base64 > "$work/www/small.txt"
+seq 1 20000 | sed 's/^/a line of compressible text /' > "$work/www/text.txt"
+
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/logs/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/tmp;
+    keepalive_requests 100000;
+    gzip on;
+    gzip_types text/plain;
+    server { listen 10.236.0.1:80; root $work/www; }
+}
+CONF
+ip netns exec "$srv" nginx -p "$work" -c "$work/nginx.conf"
+for _ in $(seq 100); do ip netns exec "$srv" ss -ltn | grep -q ':80 ' && break; sleep 0.05; done
+
+ip netns exec "$cli" tcpdump -i "v$cli" -s 0 -B 262144 -w "$out" "tcp port 80" 2>"$work/tcpdump.log" &
+td=$!
+for _ in $(seq 100); do grep -q "listening on" "$work/tcpdump.log" && break; sleep 0.05; done
+
+base=http://10.236.0.1
+for round in 1 2 3 4; do
+    ip netns exec "$cli" ab -q -k -n 25000 -c 8 "$base/small.txt" > /dev/null
+    ip netns exec "$cli" ab -q -n 2500 -c 4 "$base/small.txt" > /dev/null
+    for _ in 1 2 3 4 5; do
+        ip netns exec "$cli" curl -s --max-time 30 -o /dev/null -o /dev/null -o /dev/null \
+            "$base/big.bin" "$base/big.bin" "$base/big.bin"
+    done
+    ip netns exec "$cli" curl -s --max-time 30 --compressed -o /dev/null "$base/text.txt"
+done
+
+# Let libpcap hand over its last block (it batches for up to a second).
+sleep 2
+kill -INT "$td"
+wait "$td" || true
+td=""
+tail -n 3 "$work/tcpdump.log"
