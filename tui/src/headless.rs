@@ -63,15 +63,6 @@ pub fn packet_line<W: Write>(out: &mut W, p: &Packet<'_>, ifaces: &[String]) -> 
 /// Longest group name shown before it is cut with an ellipsis.
 const GROUP_WIDTH: usize = 40;
 
-/// Which request rate the table shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rate {
-    /// Over the last tick (live).
-    LastTick,
-    /// Since the first exchange (files).
-    SinceStart,
-}
-
 fn truncate(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         s.to_owned()
@@ -82,8 +73,9 @@ fn truncate(s: &str, width: usize) -> String {
     }
 }
 
-/// Renders the rows of grouping `k` as an aligned table with human units.
-pub fn table(stats: &Stats, k: usize, rate: Rate) -> String {
+/// Renders the rows of grouping `k` as an aligned table with human units. REQ/S is the rate over
+/// the last tick, AVG/S since the first exchange, both in capture time.
+pub fn table(stats: &Stats, k: usize) -> String {
     let key = stats
         .keys()
         .get(k)
@@ -93,6 +85,7 @@ pub fn table(stats: &Stats, k: usize, rate: Rate) -> String {
         key.to_uppercase(),
         "REQS".into(),
         "REQ/S".into(),
+        "AVG/S".into(),
         "IN".into(),
         "OUT".into(),
         "2XX".into(),
@@ -109,16 +102,15 @@ pub fn table(stats: &Stats, k: usize, rate: Rate) -> String {
         "P99".into(),
         "TTFB".into(),
     ];
-    let secs = match rate {
-        Rate::LastTick => stats.last_tick_s(),
-        Rate::SinceStart => stats.elapsed_s(),
+    let rate = |n: u64, secs: f64| {
+        if secs > 0.0 {
+            format!("{:.1}", n as f64 / secs)
+        } else {
+            "-".into()
+        }
     };
     let cells = |r: &Row| -> Vec<String> {
         let a = &r.agg;
-        let n = match rate {
-            Rate::LastTick => a.last_tick_requests,
-            Rate::SinceStart => a.requests,
-        };
         let lat = &a.latency;
         let t = |f: &dyn Fn() -> f64| {
             if lat.is_empty() {
@@ -130,11 +122,8 @@ pub fn table(stats: &Stats, k: usize, rate: Rate) -> String {
         vec![
             truncate(&r.group, GROUP_WIDTH),
             units::count(a.requests),
-            if secs > 0.0 {
-                format!("{:.1}", n as f64 / secs)
-            } else {
-                "-".into()
-            },
+            rate(a.last_tick_requests, stats.last_tick_s()),
+            rate(a.requests, stats.elapsed_s()),
             units::bytes(a.bytes_in),
             units::bytes(a.bytes_out),
             units::count(a.status[1]),

@@ -24,7 +24,7 @@ use http_top::{
     cli::Cli,
     export,
     flow::FlowConfig,
-    headless::{self, Rate},
+    headless,
     pipeline::Pipeline,
     stats::{GroupKey, Stats},
     text,
@@ -145,8 +145,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         if live && tables && Instant::now() >= next_table {
             next_table += interval;
-            written = writeln!(out, "{}", headless::table(&stats, 0, Rate::LastTick))
-                .and_then(|()| out.flush());
+            written = writeln!(out, "{}", headless::table(&stats, 0)).and_then(|()| out.flush());
         }
         if written.is_err() {
             break;
@@ -163,7 +162,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
     }
     if tables && written.is_ok() {
-        written = out.write_all(headless::table(&stats, 0, Rate::SinceStart).as_bytes());
+        written = out.write_all(headless::table(&stats, 0).as_bytes());
     }
     if written.is_ok() {
         written = out.flush();

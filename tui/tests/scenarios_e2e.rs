@@ -32,6 +32,8 @@ struct LogLine {
     request_length: u64,
     bytes_sent: u64,
     status: u16,
+    /// `$request_time`: first byte read to last byte sent, in ms (nginx's resolution).
+    request_ms: f64,
     path: String,
 }
 
@@ -200,7 +202,7 @@ http {{
                 "-g",
                 "path",
                 "--interval",
-                "60",
+                "1",
                 "--duration",
                 "120",
                 "--csv",
@@ -291,6 +293,7 @@ fn parse_log(text: &str) -> Vec<LogLine> {
                 request_length: f[1].parse().unwrap(),
                 bytes_sent: f[2].parse().unwrap(),
                 status: f[3].parse().unwrap(),
+                request_ms: f[4].parse::<f64>().unwrap() * 1000.0,
                 path: target.split('?').next().unwrap().to_owned(),
             }
         })
@@ -462,6 +465,24 @@ fn every_scenario_matches_nginx_live_and_from_the_capture() {
             nginx_statuses(&log),
             "{name}: status classes by path"
         );
+        // Latency: http-top measures at the client, from its first request byte to the last
+        // response byte; nginx from the first byte it read to the last it wrote, rounded to the
+        // millisecond. The client's view contains the server's, so it is never shorter (beyond
+        // nginx's rounding) and, on a veth, not much longer. The reset exchange is left out: nginx
+        // stops its clock when its write fails, http-top at the last byte on the wire.
+        for (path, c) in rows.iter().filter(|(p, _)| p.as_str() != "/big/5m.bin") {
+            let ours: f64 = c[13].parse().unwrap();
+            let theirs: Vec<f64> = log
+                .iter()
+                .filter(|l| &l.path == path)
+                .map(|l| l.request_ms)
+                .collect();
+            let theirs = theirs.iter().sum::<f64>() / theirs.len() as f64;
+            assert!(
+                ours + 1.0 >= theirs && ours <= theirs + 25.0,
+                "{name} {path}: {ours} ms vs nginx {theirs} ms"
+            );
+        }
         // Every request got a response (the reset one too: its head arrived).
         for (g, c) in rows {
             assert_eq!(c[1], c[2], "{name} {g}: requests == responses");
@@ -475,6 +496,12 @@ fn every_scenario_matches_nginx_live_and_from_the_capture() {
     assert_eq!(file_summary["gaps"], 0, "tcpdump dropped nothing");
     assert_eq!(file_summary["interim"], 1, "the 100 Continue");
     assert!(live_err.contains("ring_drops=0"), "{live_err}");
+    // Live headless prints a table every --interval (1 s here) and a last one at exit.
+    let tables = fs::read_to_string(lab.dir.join("live.out"))
+        .unwrap()
+        .matches("PATH ")
+        .count();
+    assert!(tables >= 2, "{tables} tables printed");
 
     // Frames removed from the capture: drop every third full-sized data frame of the big transfers.
     // The bodies have a known length, so the exchanges survive their gaps and still count the
