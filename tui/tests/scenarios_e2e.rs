@@ -467,9 +467,11 @@ fn every_scenario_matches_nginx_live_and_from_the_capture() {
         );
         // Latency: http-top measures at the client, from its first request byte to the last
         // response byte; nginx from the first byte it read to the last it wrote, rounded to the
-        // millisecond. The client's view contains the server's, so it is never shorter (beyond
-        // nginx's rounding) and, on a veth, not much longer. The reset exchange is left out: nginx
-        // stops its clock when its write fails, http-top at the last byte on the wire.
+        // millisecond. The client's view contains the server's, so on a veth they agree within a
+        // few milliseconds, with two known differences: nginx stops its clock when it writes the
+        // log line, which for a `Connection: close` request comes after its close handling (seen:
+        // 2 ms against 0.2 ms for the pipelined HEAD), hence the slack below; and for the reset
+        // exchange, left out, nginx stops when its write fails, http-top at the last byte seen.
         for (path, c) in rows.iter().filter(|(p, _)| p.as_str() != "/big/5m.bin") {
             let ours: f64 = c[13].parse().unwrap();
             let theirs: Vec<f64> = log
@@ -479,7 +481,7 @@ fn every_scenario_matches_nginx_live_and_from_the_capture() {
                 .collect();
             let theirs = theirs.iter().sum::<f64>() / theirs.len() as f64;
             assert!(
-                ours + 1.0 >= theirs && ours <= theirs + 25.0,
+                ours + 10.0 >= theirs && ours <= theirs + 25.0,
                 "{name} {path}: {ours} ms vs nginx {theirs} ms"
             );
         }
