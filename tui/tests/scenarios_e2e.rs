@@ -223,6 +223,15 @@ http {{
         });
     }
 
+    /// Packets tcpdump itself reported dropping (its own buffer overran on a busy machine).
+    fn tcpdump_drops(&self) -> u64 {
+        let log = fs::read_to_string(self.dir.join("tcpdump.log")).unwrap_or_default();
+        log.lines()
+            .find_map(|l| l.strip_suffix(" packets dropped by kernel"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     fn curl(&self, args: &[&str]) {
         run(self
             .link
@@ -445,7 +454,16 @@ fn every_scenario_matches_nginx_live_and_from_the_capture() {
     // includes bytes still in the kernel's send buffer that never reached the wire; http-top counts
     // what crossed the wire. Compare requests and the status there, and the bytes only as a bound.
     let big = want.remove("/big/5m.bin").unwrap();
-    for (name, rows) in [("live", &live), ("file", &file)] {
+    // tcpdump's recording is compared exactly only when tcpdump kept every packet; on a loaded
+    // machine its own buffer can overrun, which says nothing about http-top.
+    let tcpdump_drops = lab.tcpdump_drops();
+    let mut sources = vec![("live", &live)];
+    if tcpdump_drops == 0 {
+        sources.push(("file", &file));
+    } else {
+        eprintln!("tcpdump dropped {tcpdump_drops} packets: its recording is not compared exactly");
+    }
+    for (name, rows) in sources {
         let mut got = csv_totals(rows);
         let got_big = got
             .remove("/big/5m.bin")
@@ -495,7 +513,9 @@ fn every_scenario_matches_nginx_live_and_from_the_capture() {
     }
     assert_eq!(file_summary["parse_errors"], 0);
     assert_eq!(file_summary["truncated"], 1, "the reset response");
-    assert_eq!(file_summary["gaps"], 0, "tcpdump dropped nothing");
+    if tcpdump_drops == 0 {
+        assert_eq!(file_summary["gaps"], 0, "a complete recording has no gaps");
+    }
     assert_eq!(file_summary["interim"], 1, "the 100 Continue");
     assert!(live_err.contains("ring_drops=0"), "{live_err}");
     // Live headless prints a table every --interval (1 s here) and a last one at exit.
@@ -505,6 +525,9 @@ fn every_scenario_matches_nginx_live_and_from_the_capture() {
         .count();
     assert!(tables >= 2, "{tables} tables printed");
 
+    if tcpdump_drops > 0 {
+        return;
+    }
     // Frames removed from the capture: drop every third full-sized data frame of the big transfers.
     // The bodies have a known length, so the exchanges survive their gaps and still count the
     // bytes nginx sent.
@@ -598,19 +621,22 @@ fn loss_and_reordering_still_match_nginx() {
     let live_summary = common::summary(&live_err);
     assert!(live_summary["out_of_order"] > 0, "{live_summary:?}");
     assert_eq!(live_summary["gaps"], 0, "{live_summary:?}");
+    let want = nginx_totals(&log);
+    assert_eq!(csv_totals(&live), want, "live capture vs nginx");
+    let tcpdump_drops = lab.tcpdump_drops();
+    if tcpdump_drops > 0 {
+        eprintln!("tcpdump dropped {tcpdump_drops} packets: its recording is not compared");
+        return;
+    }
     let (file, file_summary) = offline(&lab.pcap, &lab.dir.join("file.csv"));
     eprintln!("file: {file_summary:?}");
-    // The losses showed up in the capture as segments arriving ahead of a hole.
+    // The losses showed up in the recording too, as segments arriving ahead of a hole, and every
+    // lost segment was retransmitted and recorded.
     assert!(file_summary["out_of_order"] > 0, "{file_summary:?}");
-    assert_eq!(
-        file_summary["gaps"], 0,
-        "every lost segment was retransmitted and captured"
-    );
-    let want = nginx_totals(&log);
+    assert_eq!(file_summary["gaps"], 0, "{file_summary:?}");
     assert_eq!(
         csv_totals(&file),
         want,
         "file capture vs nginx: {file_summary:?}"
     );
-    assert_eq!(csv_totals(&live), want, "live capture vs nginx");
 }
