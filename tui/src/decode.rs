@@ -126,6 +126,95 @@ mod tests {
         );
     }
 
+    /// Ethernet header (with `tags`: (TPID, VLAN id)) around an IPv4/TCP packet built by etherparse.
+    fn eth(tags: &[(u16, u16)], ip_packet: &[u8], ether_type: u16) -> Vec<u8> {
+        let mut f = vec![2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1];
+        for (tpid, id) in tags {
+            f.extend_from_slice(&tpid.to_be_bytes());
+            f.extend_from_slice(&id.to_be_bytes());
+        }
+        f.extend_from_slice(&ether_type.to_be_bytes());
+        f.extend_from_slice(ip_packet);
+        f
+    }
+
+    fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 80, 7, 1000)
+            .ack(9)
+            .write(&mut out, payload)
+            .unwrap();
+        out
+    }
+
+    fn ipv6_tcp(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 64)
+            .tcp(80, 40000, 7, 1000)
+            .fin()
+            .write(&mut out, payload)
+            .unwrap();
+        out
+    }
+
+    fn check_v4(s: &Segment<'_>) {
+        assert_eq!(s.src, "10.0.0.1:40000".parse().unwrap());
+        assert_eq!(s.dst, "10.0.0.2:80".parse().unwrap());
+        assert_eq!((s.seq, s.ack), (7, 9));
+        assert_eq!(s.flags & tcp_flags::ACK, tcp_flags::ACK);
+        assert_eq!(s.payload, b"GET / HTTP/1.1\r\n\r\n");
+    }
+
+    #[test]
+    fn ethernet_with_zero_one_and_two_vlan_tags() {
+        let ip = ipv4_tcp(b"GET / HTTP/1.1\r\n\r\n");
+        for tags in [&[][..], &[(0x8100, 100)], &[(0x88a8, 200), (0x8100, 100)]] {
+            let f = eth(tags, &ip, 0x0800);
+            check_v4(&decode(LinkType::Ethernet, &f).unwrap());
+        }
+    }
+
+    #[test]
+    fn ipv6_raw_ip_and_linux_cooked_captures() {
+        let v6 = ipv6_tcp(b"HTTP/1.1 200 OK\r\n");
+        let s = decode(LinkType::RawIp, &v6).unwrap();
+        assert_eq!(s.src.port(), 80);
+        assert!(s.src.is_ipv6());
+        assert_eq!(s.flags & tcp_flags::FIN, tcp_flags::FIN);
+
+        let ip = ipv4_tcp(b"GET / HTTP/1.1\r\n\r\n");
+        // SLL: packet type, ARPHRD, address length, 8 address bytes, protocol.
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 1, 1, 1, 1, 1, 1, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&ip);
+        check_v4(&decode(LinkType::LinuxSll, &sll).unwrap());
+        // SLL2: protocol, reserved, ifindex, ARPHRD, packet type, address length, 8 address bytes.
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 1, 1, 1, 1, 1, 1, 0, 0,
+        ];
+        sll2.extend_from_slice(&ip);
+        check_v4(&decode(LinkType::LinuxSll2, &sll2).unwrap());
+        // BSD loopback: a 4-byte family, then IP.
+        let mut null = vec![2, 0, 0, 0];
+        null.extend_from_slice(&ip);
+        check_v4(&decode(LinkType::Null, &null).unwrap());
+    }
+
+    #[test]
+    fn truncated_frames_decode_as_far_as_they_go() {
+        let f = eth(&[], &ipv4_tcp(b"GET / HTTP/1.1\r\n\r\n"), 0x0800);
+        // Cut inside the payload: the segment is there, with the captured part of the payload.
+        let s = decode(LinkType::Ethernet, &f[..f.len() - 4]).unwrap();
+        assert_eq!(s.payload, b"GET / HTTP/1.1");
+        // Cut inside the TCP header: counted as a transport error, not a panic.
+        assert_eq!(
+            decode(LinkType::Ethernet, &f[..14 + 20 + 10]),
+            Err(DecodeError::Transport)
+        );
+        // Cut inside the IP header.
+        assert!(decode(LinkType::Ethernet, &f[..14 + 8]).is_err());
+    }
+
     #[test]
     fn arp_is_not_tcp() {
         let mut f = vec![0u8; 14 + 28];
