@@ -62,7 +62,32 @@ pub struct Cli {
     #[arg(long)]
     pub packets: bool,
 
-    /// Seconds between tables in live headless mode, and the length of a rate tick
+    /// Dashboard: seconds per tick (rates roll, sparklines advance), like top's -d
+    #[arg(
+        short = 'd',
+        long = "delay",
+        value_name = "SECS",
+        default_value_t = 1.0
+    )]
+    pub delay: f64,
+
+    /// Dashboard on a file: replay at this multiple of the recorded pace (1 = as captured)
+    #[arg(long, value_name = "X", requires = "read")]
+    pub replay_speed: Option<f64>,
+
+    /// Dashboard on a file: start again at the end (with --replay-speed, looks live)
+    #[arg(long = "loop", requires = "read")]
+    pub loop_file: bool,
+
+    /// Units in the dashboard
+    #[arg(short = 'u', long, value_enum, default_value = "human")]
+    pub units: crate::ui::Units,
+
+    /// Directory for snapshots exported with `e`
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub export_dir: PathBuf,
+
+    /// Headless: seconds between tables in live mode, and the length of a rate tick
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub interval: f64,
 

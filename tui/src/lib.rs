@@ -20,4 +20,5 @@ pub mod http;
 pub mod pipeline;
 pub mod stats;
 pub mod text;
+pub mod ui;
 pub mod units;

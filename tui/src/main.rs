@@ -27,7 +27,7 @@ use http_top::{
     headless,
     pipeline::Pipeline,
     stats::{GroupKey, Stats},
-    text,
+    text, ui,
 };
 
 /// How long a live source may wait for a packet before the loop checks its stop conditions.
@@ -55,19 +55,24 @@ fn main() -> ExitCode {
     reason = "startup and summary lines go to stderr in headless mode"
 )]
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    if !cli.headless {
-        eprintln!("http-top: the dashboard is not built yet; running as with --headless");
+    for (name, v) in [
+        ("--interval", cli.interval),
+        ("--delay", cli.delay),
+        ("--replay-speed", cli.replay_speed.unwrap_or(1.0)),
+    ] {
+        if v.is_nan() || v <= 0.0 {
+            anyhow::bail!("{name} must be positive");
+        }
     }
-    if cli.interval.is_nan() || cli.interval <= 0.0 {
-        anyhow::bail!("--interval must be positive");
-    }
+    // --packets and --json are stream outputs: they imply headless.
+    let dashboard = !cli.headless && !cli.packets && !cli.json;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
 
     let live = cli.read.is_none();
-    let mut source: Box<dyn PacketSource> = if let Some(path) = &cli.read {
+    let mut source: Box<dyn PacketSource + Send> = if let Some(path) = &cli.read {
         Box::new(FileSource::open(path)?)
     } else {
         let live = LiveSource::open(&LiveOptions {
@@ -87,11 +92,31 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Box::new(live)
     };
 
-    let mut pipeline = Pipeline::new(FlowConfig {
+    let flow = FlowConfig {
         idle_timeout_ns: cli.idle_timeout.saturating_mul(1_000_000_000),
         ..FlowConfig::default()
-    });
-    let mut stats = Stats::new(GroupKey::standard_set(&cli.group_by), cli.max_groups);
+    };
+    let stats = Stats::new(GroupKey::standard_set(&cli.group_by), cli.max_groups);
+    if dashboard {
+        let name = cli
+            .read
+            .as_ref()
+            .map_or_else(|| cli.interfaces.join(", "), |p| p.display().to_string());
+        let app = ui::App::new(stats, name, cli.units, cli.export_dir.clone());
+        let opts = ui::run::CaptureOptions {
+            flow,
+            replay_speed: cli.replay_speed,
+            loop_file: if cli.loop_file {
+                cli.read.clone()
+            } else {
+                None
+            },
+            live: cli.read.is_none(),
+        };
+        return ui::run::run(app, source, opts, Duration::from_secs_f64(cli.delay), &stop);
+    }
+    let mut stats = stats;
+    let mut pipeline = Pipeline::new(flow);
     let tables = !cli.packets && !cli.json;
     let interval = Duration::from_secs_f64(cli.interval);
     let tick_ns = u64::try_from(interval.as_nanos())

@@ -97,7 +97,14 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     let bin = root().join("target/release/http-top");
     let demo = root().join("assets/demo.pcap");
     let args: Vec<String> = if args.is_empty() {
-        vec!["-r".into(), demo.display().to_string()]
+        // The dashboard on the demo, replayed at its recorded pace and looping, so it looks live.
+        vec![
+            "-r".into(),
+            demo.display().to_string(),
+            "--replay-speed".into(),
+            "1".into(),
+            "--loop".into(),
+        ]
     } else {
         args.to_vec()
     };

@@ -23,6 +23,7 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("iputils-ping", "/usr/bin/ping"),
     ("util-linux", "/usr/bin/setpriv"),
     ("nftables", "/usr/sbin/nft"),
+    ("tmux", "/usr/bin/tmux"),
     ("python3", "/usr/bin/python3"),
 ];
 

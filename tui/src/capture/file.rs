@@ -74,6 +74,8 @@ pub struct FileSource {
     stats: CaptureStats,
     /// Frames skipped because their link type is not one http-top decodes.
     pub unsupported_link: u64,
+    /// Why the file ended before its end, if it did.
+    pub bad_record: Option<String>,
     done: bool,
 }
 
@@ -136,17 +138,16 @@ impl FileSource {
             ],
             stats: CaptureStats::default(),
             unsupported_link: 0,
+            bad_record: None,
             done: false,
         })
     }
 }
 
-#[expect(
-    clippy::print_stderr,
-    reason = "headless-only path; the dashboard will log this to a file"
-)]
-fn report_bad_record(err: &PcapError) {
-    eprintln!("http-top: capture file ends with an unreadable record ({err}); stopping there");
+/// Remembers why the file ended early; the caller reports it (never on a terminal the dashboard
+/// owns).
+fn report_bad_record(last: &mut Option<String>, err: &PcapError) {
+    *last = Some(err.to_string());
 }
 
 fn link_type(dl: DataLink) -> Option<LinkType> {
@@ -220,7 +221,7 @@ impl PacketSource for FileSource {
                         // pcap has no way to find the next record after a bad one.
                         self.stats.bad_records += 1;
                         self.done = true;
-                        report_bad_record(&e);
+                        report_bad_record(&mut self.bad_record, &e);
                         return Ok(Next::End);
                     }
                 },
@@ -233,7 +234,7 @@ impl PacketSource for FileSource {
                         Err(e) => {
                             self.stats.bad_records += 1;
                             self.done = true;
-                            report_bad_record(&e);
+                            report_bad_record(&mut self.bad_record, &e);
                             return Ok(Next::End);
                         }
                     };
@@ -298,5 +299,14 @@ impl PacketSource for FileSource {
 
     fn stats(&mut self) -> CaptureStats {
         self.stats
+    }
+
+    fn progress(&self) -> Option<f64> {
+        let len = self.bytes.as_slice().len();
+        Some(if len == 0 {
+            1.0
+        } else {
+            self.pos as f64 / len as f64
+        })
     }
 }

@@ -88,4 +88,8 @@ pub trait PacketSource {
     fn interfaces(&self) -> &[String];
     /// Counters so far. Takes `&mut self` because reading kernel counters resets them.
     fn stats(&mut self) -> CaptureStats;
+    /// How much of a finite source has been read, 0.0 to 1.0 (None for live sources).
+    fn progress(&self) -> Option<f64> {
+        None
+    }
 }

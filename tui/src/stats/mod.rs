@@ -39,6 +39,9 @@ pub struct Agg {
     /// Requests counted in the current tick, and in the last complete one.
     pub tick_requests: u64,
     pub last_tick_requests: u64,
+    /// Request and response bytes in the current tick, and in the last complete one.
+    pub tick_bytes: [u64; 2],
+    pub last_tick_bytes: [u64; 2],
 }
 
 impl Default for Agg {
@@ -55,6 +58,8 @@ impl Default for Agg {
             ttfb: Histogram::new(2).expect("valid sigfig"),
             tick_requests: 0,
             last_tick_requests: 0,
+            tick_bytes: [0; 2],
+            last_tick_bytes: [0; 2],
         }
     }
 }
@@ -70,6 +75,8 @@ impl Agg {
         }
         self.bytes_in += e.req_bytes;
         self.bytes_out += e.resp_bytes;
+        self.tick_bytes[0] += e.req_bytes;
+        self.tick_bytes[1] += e.resp_bytes;
         if let Some(s) = e.status {
             self.responses += 1;
             let class = usize::from((s / 100).clamp(1, 5)) - 1;
@@ -118,14 +125,15 @@ fn record(h: &mut Histogram<u32>, ns: u64) {
 }
 
 /// All groups of one key.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Table {
     groups: HashMap<String, Agg>,
     /// Exchanges that went to `_other` because the table was full.
     overflowed: u64,
 }
 
-/// Aggregates for every key at once.
+/// Aggregates for every key at once. `Clone` so a paused view can keep a frozen copy.
+#[derive(Clone)]
 pub struct Stats {
     keys: Vec<GroupKey>,
     tables: Vec<Table>,
@@ -160,6 +168,11 @@ impl Stats {
             tick_start_ns: 0,
             last_tick_ns: 0,
         }
+    }
+
+    /// Forgets every aggregate, keeping the keys and caps.
+    pub fn reset(&mut self) {
+        *self = Self::new(self.keys.clone(), self.max_groups);
     }
 
     pub fn keys(&self) -> &[GroupKey] {
@@ -197,6 +210,8 @@ impl Stats {
         let roll = |a: &mut Agg| {
             a.last_tick_requests = a.tick_requests;
             a.tick_requests = 0;
+            a.last_tick_bytes = a.tick_bytes;
+            a.tick_bytes = [0; 2];
         };
         roll(&mut self.total);
         for t in &mut self.tables {
