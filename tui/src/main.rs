@@ -112,8 +112,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 None
             },
             live: cli.read.is_none(),
+            tick: Duration::from_secs_f64(cli.delay),
         };
-        return ui::run::run(app, source, opts, Duration::from_secs_f64(cli.delay), &stop);
+        return ui::run::run(app, source, opts, &stop);
     }
     let mut stats = stats;
     let mut pipeline = Pipeline::new(flow);

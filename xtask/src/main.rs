@@ -41,6 +41,8 @@ enum Cmd {
     /// Pipeline benchmarks (criterion) on a large capture of real traffic, recorded on first use
     /// (needs root for that; without root, the bundled demo is used)
     Bench,
+    /// Regenerate assets/dashboard.svg: the dashboard on the demo, in tmux, drawn as SVG
+    Screenshot,
     /// Regenerate assets/demo.pcap from real traffic (nginx and curl in network namespaces; root)
     DemoCapture,
 }
@@ -57,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::DemoCapture => demo::run(&root()),
         Cmd::Bench => demo::bench(&root()),
+        Cmd::Screenshot => demo::screenshot(&root()),
     }
 }
 

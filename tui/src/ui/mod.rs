@@ -160,7 +160,7 @@ impl Column {
     }
 
     /// Sort key: larger is "more". Groups sort by name instead (see [`App::view`]).
-    fn value(self, a: &Agg, tick_s: f64, rates: bool) -> f64 {
+    pub fn value(self, a: &Agg, tick_s: f64, rates: bool) -> f64 {
         let per = |n: u64| if tick_s > 0.0 { n as f64 / tick_s } else { 0.0 };
         let lat = |f: &dyn Fn() -> f64| if a.latency.is_empty() { -1.0 } else { f() };
         match self {

@@ -179,8 +179,15 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
         Span::raw("│ group: "),
         Span::styled(app.key().to_string(), Style::new().bold()),
     ];
-    if let Some(p) = app.health.progress_permille {
-        l1.push(Span::raw(format!(" │ reading {:.0}%", f64::from(p) / 10.0)));
+    if let Some(p) = app.health.progress_permille.filter(|p| *p < 1000) {
+        // A file being read as fast as it can be: how far along.
+        let done = usize::from(p / 100);
+        l1.push(Span::raw(format!(
+            " │ reading [{}{}] {:.0}%",
+            "█".repeat(done),
+            "░".repeat(10 - done.min(10)),
+            f64::from(p) / 10.0
+        )));
     }
     if app.frozen.is_some() {
         l1.push(Span::raw(" "));

@@ -31,6 +31,9 @@ pub struct Batch {
     /// Capture time now (for a live source, the clock: quiet time still passes).
     pub now_ns: u64,
     pub health: Health,
+    /// Close a tick at `now_ns` after taking these exchanges. The capture side decides, so ticks
+    /// fall on capture-time boundaries even when a file is read faster than it was recorded.
+    pub tick: bool,
 }
 
 /// How the capture thread reads.
@@ -41,6 +44,8 @@ pub struct CaptureOptions {
     /// Start the file again when it ends (demo mode).
     pub loop_file: Option<PathBuf>,
     pub live: bool,
+    /// Tick length in capture time.
+    pub tick: Duration,
 }
 
 const POLL: Duration = Duration::from_millis(100);
@@ -53,6 +58,65 @@ fn wall_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// The capture side's sending half: batches exchanges, closes ticks on capture-time boundaries.
+struct Sender<'a> {
+    tx: &'a SyncSender<Batch>,
+    pending: Vec<Exchange>,
+    health: Health,
+    last_send: Instant,
+    tick_ns: u64,
+    next_tick: Option<u64>,
+}
+
+impl Sender<'_> {
+    /// Sends what is pending; `false` once the receiver is gone.
+    fn send(&mut self, now_ns: u64, tick: bool) -> bool {
+        self.last_send = Instant::now();
+        let b = Batch {
+            exchanges: std::mem::take(&mut self.pending),
+            now_ns,
+            health: self.health,
+            tick,
+        };
+        self.tx.send(b).is_ok()
+    }
+
+    /// Closes a tick if capture time `now_ns` reached the boundary (one tick for a longer jump:
+    /// its rate is then averaged over the whole quiet stretch).
+    fn clock(&mut self, now_ns: u64) -> bool {
+        let next = *self
+            .next_tick
+            .get_or_insert(now_ns.saturating_add(self.tick_ns));
+        if now_ns >= next {
+            self.next_tick = Some(now_ns.saturating_add(self.tick_ns));
+            return self.send(now_ns, true);
+        }
+        true
+    }
+
+    fn flush_if_due(&mut self, now_ns: u64) -> bool {
+        if self.last_send.elapsed() >= SEND_EVERY || self.pending.len() >= 5_000 {
+            return self.send(now_ns, false);
+        }
+        true
+    }
+}
+
+fn health_of(source: &mut dyn PacketSource, pipeline: &Pipeline) -> Health {
+    let cs = source.stats();
+    let fs = pipeline.flow_stats();
+    let pc = pipeline.counters();
+    Health {
+        packets: pc.packets,
+        ring_drops: cs.ring_drops,
+        gaps: fs.gaps,
+        parse_errors: pipeline.http_stats().parse_errors,
+        decode_errors: pc.decode_errors,
+        open_conns: fs.open,
+        progress_permille: source.progress().map(|p| (p * 1000.0) as u16),
+    }
+}
+
 /// Runs the capture side until `stop` is set or the receiver goes away.
 fn capture(
     mut source: Box<dyn PacketSource + Send>,
@@ -61,17 +125,24 @@ fn capture(
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::new(opts.flow);
-    let mut pending: Vec<Exchange> = Vec::new();
-    let mut last_send = Instant::now();
+    let mut out = Sender {
+        tx,
+        pending: Vec::new(),
+        health: Health::default(),
+        last_send: Instant::now(),
+        tick_ns: u64::try_from(opts.tick.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1),
+        next_tick: None,
+    };
     let mut last_health = Instant::now();
-    let mut health = Health::default();
     // Replay: capture time `t0` is shown at wall time `w0`; looping shifts later passes by `offset`.
     let mut base: Option<(u64, Instant)> = None;
     let mut offset: u64 = 0;
     let mut first_ts: Option<u64> = None;
     let mut last_ts: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
-        match source.next_packet(POLL)? {
+        let now = match source.next_packet(POLL)? {
             Next::Packet(p) => {
                 let ts = p.ts_ns.saturating_add(offset);
                 first_ts.get_or_insert(p.ts_ns);
@@ -82,39 +153,37 @@ fn capture(
                         w0 + Duration::from_secs_f64(ts.saturating_sub(t0) as f64 / 1e9 / speed);
                     // Wait in short steps, so stopping stays prompt and batches keep flowing.
                     while let Some(left) = due.checked_duration_since(Instant::now()) {
-                        if stop.load(Ordering::Relaxed) {
+                        if stop.load(Ordering::Relaxed) || !out.flush_if_due(pipeline.now_ns()) {
                             return Ok(());
                         }
                         thread::sleep(left.min(SEND_EVERY));
-                        if !pending.is_empty() || last_send.elapsed() >= SEND_EVERY {
-                            let now = pipeline.now_ns();
-                            if tx
-                                .send(Batch {
-                                    exchanges: std::mem::take(&mut pending),
-                                    now_ns: now,
-                                    health,
-                                })
-                                .is_err()
-                            {
-                                return Ok(());
-                            }
-                            last_send = Instant::now();
-                        }
                     }
                 }
+                // Exchanges finished so far belong to the tick this packet may close.
+                if !out.clock(ts.max(pipeline.now_ns())) {
+                    return Ok(());
+                }
                 pipeline.packet(&Packet { ts_ns: ts, ..p });
-                pending.extend(pipeline.drain());
+                out.pending.extend(pipeline.drain());
+                pipeline.now_ns()
             }
-            Next::Idle => {}
+            // A quiet live interface: time passes all the same.
+            Next::Idle => {
+                let now = wall_ns().max(pipeline.now_ns());
+                if !out.clock(now) {
+                    return Ok(());
+                }
+                now
+            }
             Next::End => {
                 pipeline.finish();
-                pending.extend(pipeline.drain());
+                out.pending.extend(pipeline.drain());
+                out.health = health_of(&mut *source, &pipeline);
                 let Some(path) = &opts.loop_file else {
-                    let _ = tx.send(Batch {
-                        exchanges: std::mem::take(&mut pending),
-                        now_ns: pipeline.now_ns(),
-                        health,
-                    });
+                    // No tick: the stretch since the last one is partial, and its rate would lie.
+                    if !out.send(pipeline.now_ns(), false) {
+                        return Ok(());
+                    }
                     // Keep the last picture on screen until the user quits.
                     while !stop.load(Ordering::Relaxed) {
                         thread::sleep(POLL);
@@ -129,40 +198,16 @@ fn capture(
                 last_ts = 0;
                 source = Box::new(FileSource::open(path)?);
                 pipeline = Pipeline::new(opts.flow);
+                continue;
             }
-        }
-        if last_health.elapsed() >= Duration::from_secs(1) || health.packets == 0 {
+        };
+        if last_health.elapsed() >= Duration::from_secs(1) || out.health.packets == 0 {
             last_health = Instant::now();
-            let cs = source.stats();
-            let fs = pipeline.flow_stats();
-            let pc = pipeline.counters();
-            health = Health {
-                packets: pc.packets,
-                ring_drops: cs.ring_drops,
-                gaps: fs.gaps,
-                parse_errors: pipeline.http_stats().parse_errors,
-                decode_errors: pc.decode_errors,
-                open_conns: fs.open,
-                progress_permille: source.progress().map(|p| (p * 1000.0) as u16),
-            };
+            out.health = health_of(&mut *source, &pipeline);
         }
-        if last_send.elapsed() >= SEND_EVERY || pending.len() >= 5_000 {
-            let now = if opts.live {
-                wall_ns().max(pipeline.now_ns())
-            } else {
-                pipeline.now_ns()
-            };
-            if tx
-                .send(Batch {
-                    exchanges: std::mem::take(&mut pending),
-                    now_ns: now,
-                    health,
-                })
-                .is_err()
-            {
-                return Ok(());
-            }
-            last_send = Instant::now();
+        let now = if opts.live { wall_ns().max(now) } else { now };
+        if !out.flush_if_due(now) {
+            return Ok(());
         }
     }
     Ok(())
@@ -173,7 +218,6 @@ pub fn run(
     mut app: App,
     source: Box<dyn PacketSource + Send>,
     opts: CaptureOptions,
-    delay: Duration,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = mpsc::sync_channel(64);
@@ -184,7 +228,7 @@ pub fn run(
         .context("starting the capture thread")?;
 
     let mut terminal = ratatui::init();
-    let result = ui_loop(&mut terminal, &mut app, &rx, delay, stop, &handle);
+    let result = ui_loop(&mut terminal, &mut app, &rx, stop, &handle);
     ratatui::restore();
 
     stop.store(true, Ordering::Relaxed);
@@ -199,20 +243,15 @@ fn ui_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
     rx: &Receiver<Batch>,
-    delay: Duration,
     stop: &AtomicBool,
     handle: &thread::JoinHandle<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    let tick_ns = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX).max(1);
-    let mut next_tick: Option<u64> = None;
     loop {
         while let Ok(b) = rx.try_recv() {
             app.ingest(b.exchanges);
             app.health = b.health;
-            let tick = next_tick.get_or_insert(b.now_ns.saturating_add(tick_ns));
-            if b.now_ns >= *tick {
+            if b.tick {
                 app.tick(b.now_ns);
-                *tick = b.now_ns.saturating_add(tick_ns);
             }
         }
         terminal.draw(|f| render::draw(f, app))?;

@@ -342,3 +342,63 @@ fn export_writes_the_view_with_the_csv_columns() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn every_column_sorts_both_ways() {
+    let mut a = app();
+    press(&mut a, key('g')); // port
+    press(&mut a, key('g')); // client: several groups with different numbers
+    let tick_s = a.shown().last_tick_s();
+    let ordered = |a: &App, col: Column| {
+        let v: Vec<f64> = a
+            .view()
+            .iter()
+            .map(|r| col.value(&r.agg, tick_s, a.rates))
+            .collect();
+        let ok = if a.descending {
+            v.windows(2).all(|w| w[0] >= w[1])
+        } else {
+            v.windows(2).all(|w| w[0] <= w[1])
+        };
+        assert!(ok, "{col:?} descending={}: {v:?}", a.descending);
+    };
+    // Digits reach the first nine columns; s walks through all of them.
+    for n in 2..=9 {
+        let col = a.columns()[n - 1];
+        press(&mut a, key(char::from(b'0' + n as u8)));
+        assert_eq!(a.sort, col);
+        ordered(&a, col);
+        let before = a.descending;
+        press(&mut a, key(char::from(b'0' + n as u8)));
+        assert_ne!(a.descending, before, "pressing {n} again reverses");
+        ordered(&a, col);
+    }
+    for _ in 0..a.columns().len() {
+        press(&mut a, key('s'));
+        ordered(&a, a.sort);
+    }
+}
+
+#[test]
+fn the_dashboard_never_prints_wire_bytes_raw() {
+    let (mut ex, _) = demo_exchanges();
+    ex.truncate(3);
+    for e in &mut ex {
+        e.host = Some(b"evil\x1b]0;pwned\x07\x1b[2J.example"[..].into());
+        e.target = Some(b"/\x1b[31mred\r\n"[..].into());
+    }
+    let stats = Stats::new(GroupKey::standard_set(&GroupKey::Host), 1000);
+    let mut a = App::new(stats, "x".into(), Units::Human, std::env::temp_dir());
+    a.ingest(ex);
+    let t = render(&mut a, 120, 20);
+    let screen = lines(&t).join("\n");
+    assert!(
+        screen.contains("evil\\x1b]0;pwned\\x07\\x1b[2J.example"),
+        "{screen}"
+    );
+    assert!(!screen.contains('\x1b') && !screen.contains('\x07'));
+    press(&mut a, KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    let screen = lines(&render(&mut a, 120, 30)).join("\n");
+    assert!(screen.contains("/\\x1b[31mred\\x0d\\x0a"), "{screen}");
+    assert!(!screen.contains('\x1b'));
+}
