@@ -87,6 +87,11 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub export_dir: PathBuf,
 
+    /// Write log messages (warnings, capture problems) to this file; without it the dashboard
+    /// logs nothing and headless mode logs warnings to stderr
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
     /// Headless: seconds between tables in live mode, and the length of a rate tick
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub interval: f64,

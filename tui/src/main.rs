@@ -36,6 +36,10 @@ const POLL: Duration = Duration::from_millis(100);
 #[expect(clippy::print_stderr, reason = "main reports errors on stderr")]
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("http-top: {e:#}");
+        return ExitCode::FAILURE;
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -82,6 +86,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             idle_timeout: Duration::from_secs(cli.idle_timeout),
         })?;
         let who = privs::drop_privileges(cli.user.as_deref())?;
+        tracing::info!(interfaces = ?cli.interfaces, uid = who.uid, gid = who.gid, "capturing; privileges dropped");
         eprintln!(
             "http-top: capturing on {} (filter attached; uid {} gid {}, capabilities {:#x})",
             cli.interfaces.join(", "),
@@ -180,6 +185,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Some(w) = pcap_out {
         w.finish()?;
     }
+    if let Some(p) = source.problem() {
+        tracing::warn!("capture file ends with an unreadable record ({p}); stopping there");
+    }
     pipeline.finish();
     for e in pipeline.drain() {
         stats.add(&e);
@@ -217,6 +225,32 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     );
     let _ = io::stderr().flush();
     result
+}
+
+/// Logs go to `--log-file` when given; otherwise headless runs log warnings to stderr and the
+/// dashboard logs nothing (it owns the terminal).
+fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    use tracing_subscriber::fmt;
+    if let Some(path) = &cli.log_file {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the log file {}", path.display()))?;
+        fmt()
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .init();
+    } else if cli.headless || cli.packets || cli.json {
+        fmt()
+            .with_writer(io::stderr)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .without_time()
+            .init();
+    }
+    Ok(())
 }
 
 /// One line of global counters, `key=value` separated by spaces.

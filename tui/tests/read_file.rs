@@ -100,6 +100,33 @@ fn a_file_cut_mid_record_keeps_what_was_read() {
     std::fs::write(&cut, &src[..src.len() - 700]).unwrap();
     let r = read(&cut);
     assert_eq!(r.summary["bad_records"], 1);
+    // Said once, as a warning: on stderr in headless mode, or in --log-file when given.
+    let out = Command::new(BIN)
+        .arg("-r")
+        .arg(&cut)
+        .arg("--headless")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WARN") && err.contains("unreadable record"),
+        "{err}"
+    );
+    let log = dir.join("log.txt");
+    let out = Command::new(BIN)
+        .arg("-r")
+        .arg(&cut)
+        .arg("--headless")
+        .arg("--log-file")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("unreadable record"));
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("unreadable record")
+    );
     assert!(
         r.summary["packets"] > 40 && r.summary["packets"] < 49,
         "{:?}",

@@ -301,6 +301,10 @@ impl PacketSource for FileSource {
         self.stats
     }
 
+    fn problem(&self) -> Option<&str> {
+        self.bad_record.as_deref()
+    }
+
     fn progress(&self) -> Option<f64> {
         let len = self.bytes.as_slice().len();
         Some(if len == 0 {

@@ -88,6 +88,10 @@ pub trait PacketSource {
     fn interfaces(&self) -> &[String];
     /// Counters so far. Takes `&mut self` because reading kernel counters resets them.
     fn stats(&mut self) -> CaptureStats;
+    /// Why the source ended early, if it did (a file's unreadable record).
+    fn problem(&self) -> Option<&str> {
+        None
+    }
     /// How much of a finite source has been read, 0.0 to 1.0 (None for live sources).
     fn progress(&self) -> Option<f64> {
         None

@@ -176,6 +176,11 @@ fn capture(
                 now
             }
             Next::End => {
+                if let Some(p) = source.problem() {
+                    tracing::warn!(
+                        "capture file ends with an unreadable record ({p}); stopping there"
+                    );
+                }
                 pipeline.finish();
                 out.pending.extend(pipeline.drain());
                 out.health = health_of(&mut *source, &pipeline);
@@ -236,6 +241,9 @@ pub fn run(
     let captured = handle
         .join()
         .map_err(|_| anyhow::anyhow!("the capture thread panicked"))?;
+    if let Err(e) = &captured {
+        tracing::error!("capture stopped: {e:#}");
+    }
     result.and(captured)
 }
 
