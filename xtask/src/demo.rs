@@ -54,42 +54,82 @@ pub fn bench(root: &Path) -> anyhow::Result<()> {
         .env("HTTP_TOP_BENCH_PCAP", &capture)
         .args(["bench", "-p", "http-top", "--bench", "pipeline"]))?;
 
-    // End to end, as a user runs it.
+    // End to end, as a user runs it, against the tools people would otherwise use on the same
+    // file: wall time and peak memory of each, in one run.
     sh(crate::cargo().args(["build", "--release", "-p", "http-top"]))?;
-    let size = std::fs::metadata(&capture)?.len();
-    let start = std::time::Instant::now();
-    let out = Command::new(root.join("target/release/http-top"))
-        .arg("-r")
-        .arg(&capture)
-        .arg("--headless")
-        .output()?;
-    let secs = start.elapsed().as_secs_f64();
-    if !out.status.success() {
-        bail!("http-top failed: {}", String::from_utf8_lossy(&out.stderr));
+    if is_root() {
+        setup::apt_packages(setup::BENCH_PACKAGES)?;
     }
-    let err = String::from_utf8_lossy(&out.stderr);
-    let summary = err.lines().last().unwrap_or_default();
-    let field = |k: &str| -> f64 {
-        summary
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
-    let packets = field("packets");
-    println!("\nend to end: http-top -r {} --headless", capture.display());
+    let size = std::fs::metadata(&capture)?.len() as f64;
+    let file = capture.display().to_string();
+    let bin = root.join("target/release/http-top").display().to_string();
+    let runs: [(&str, Vec<String>); 4] = [
+        (
+            "http-top -r FILE --headless",
+            vec![bin, "-r".into(), file.clone(), "--headless".into()],
+        ),
+        (
+            "tshark -r FILE -q -z http,tree",
+            vec![
+                "tshark".into(),
+                "-r".into(),
+                file.clone(),
+                "-q".into(),
+                "-z".into(),
+                "http,tree".into(),
+            ],
+        ),
+        (
+            "httpry -r FILE",
+            vec!["httpry".into(), "-r".into(), file.clone()],
+        ),
+        ("cat FILE > /dev/null", vec!["cat".into(), file.clone()]),
+    ];
+    let mut results: Vec<(&str, Option<(f64, f64)>)> = Vec::new();
+    for (name, argv) in &runs {
+        results.push((name, timed(argv)));
+    }
     println!(
-        "  file        {:.1} MB, {packets:.0} packets, {:.0} requests",
-        size as f64 / 1e6,
-        field("requests")
+        "\nend to end on {} ({:.1} MB):",
+        capture.display(),
+        size / 1e6
     );
-    println!("  wall time   {secs:.3} s");
     println!(
-        "  throughput  {:.2} Mpackets/s, {:.0} MB/s of capture",
-        packets / secs / 1e6,
-        size as f64 / secs / 1e6
+        "  {:<34} {:>9} {:>10} {:>10} {:>12}",
+        "command", "wall s", "MB/s", "peak MiB", "vs http-top"
     );
+    let ours = results[0].1.map_or(f64::NAN, |(w, _)| w);
+    for (name, r) in &results {
+        match r {
+            Some((wall, rss)) => println!(
+                "  {name:<34} {wall:>9.3} {:>10.0} {:>10.1} {:>11.2}x",
+                size / wall / 1e6,
+                rss / 1024.0,
+                wall / ours
+            ),
+            None => println!("  {name:<34} (not available)"),
+        }
+    }
     Ok(())
+}
+
+/// Runs `argv` under GNU time with output discarded; returns (wall seconds, peak RSS KiB).
+fn timed(argv: &[String]) -> Option<(f64, f64)> {
+    let report = std::env::temp_dir().join(format!("xtask-time-{}", std::process::id()));
+    let status = Command::new("/usr/bin/time")
+        .args(["-f", "%e %M", "-o"])
+        .arg(&report)
+        .args(argv)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    if !status.success() {
+        return None;
+    }
+    let text = std::fs::read_to_string(&report).ok()?;
+    let mut f = text.split_whitespace();
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
 }
 
 /// Runs the release binary on the demo in a 118x30 tmux pane grouped by path:1, selects the second

@@ -28,7 +28,13 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// Debian packages `cargo xtask bench` uses to record its capture, on top of the test ones.
-pub const BENCH_PACKAGES: &[(&str, &str)] = &[("apache2-utils", "/usr/bin/ab")];
+pub const BENCH_PACKAGES: &[(&str, &str)] = &[
+    ("apache2-utils", "/usr/bin/ab"),
+    // The tools http-top is measured against, and GNU time for their peak memory.
+    ("tshark", "/usr/bin/tshark"),
+    ("httpry", "/usr/sbin/httpry"),
+    ("time", "/usr/bin/time"),
+];
 
 pub fn run(test_deps: bool) -> anyhow::Result<()> {
     nightly_with_rust_src()?;

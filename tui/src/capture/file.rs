@@ -95,6 +95,19 @@ impl FileSource {
                 .with_context(|| format!("cannot read {name}"))?;
             Bytes::Owned(v)
         };
+        // Shown in every output line: the file name, not the whole path.
+        let short = path
+            .file_name()
+            .map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
+        Self::from_parts(&name, short, bytes)
+    }
+
+    /// A capture held in memory (tests, fuzzing, data from a pipe).
+    pub fn from_bytes(name: &str, data: Vec<u8>) -> anyhow::Result<Self> {
+        Self::from_parts(name, name.to_owned(), Bytes::Owned(data))
+    }
+
+    fn from_parts(name: &str, short: String, bytes: Bytes) -> anyhow::Result<Self> {
         let data = bytes.as_slice();
         let Some(magic) = data.get(..4) else {
             bail!(
@@ -131,11 +144,7 @@ impl FileSource {
             bytes,
             pos,
             parser,
-            // Shown in every output line: the file name, not the whole path.
-            names: vec![
-                path.file_name()
-                    .map_or(name, |n| n.to_string_lossy().into_owned()),
-            ],
+            names: vec![short],
             stats: CaptureStats::default(),
             unsupported_link: 0,
             bad_record: None,

@@ -1,0 +1,36 @@
+//! HTTP parsing over arbitrary byte streams in both directions, split at arbitrary points: each
+//! chunk is a header byte (bit 7: direction, bits 0-6: length) and that many bytes. Must not panic,
+//! and every request that started must be reported exactly once.
+#![no_main]
+
+use std::net::SocketAddr;
+
+use http_top::{
+    decode::Segment,
+    flow::{FlowConfig, FlowTable},
+    http::{HttpConn, HttpHandler},
+};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+    let s: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let mut t = FlowTable::<HttpConn>::new(FlowConfig::default());
+    let mut h = HttpHandler::default();
+    let mut seq = [1000u32, 9000u32];
+    let mut rest = data;
+    let mut ts = 0;
+    while let Some((&head, tail)) = rest.split_first() {
+        let dir = usize::from(head >> 7);
+        let len = usize::from(head & 0x7f).min(tail.len());
+        let (chunk, next) = tail.split_at(len);
+        rest = next;
+        let (src, dst) = if dir == 0 { (c, s) } else { (s, c) };
+        ts += 1000;
+        t.segment(ts, &Segment { src, dst, seq: seq[dir], ack: seq[1 - dir], flags: 0x10, payload: chunk }, &mut h);
+        seq[dir] = seq[dir].wrapping_add(len as u32);
+    }
+    t.finish(ts + 1, &mut h);
+    let seen = h.exchanges.iter().filter(|e| e.request_seen).count() as u64;
+    assert_eq!(seen, h.stats.requests);
+});
