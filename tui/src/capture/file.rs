@@ -67,6 +67,8 @@ struct NgIface {
 /// A pcap or pcapng file opened for reading.
 pub struct FileSource {
     bytes: Bytes,
+    /// Start of the part of a mapping not yet handed back to the kernel (see `release_behind`).
+    released: usize,
     /// Offset of the next record in `bytes`.
     pos: usize,
     parser: Parser,
@@ -88,7 +90,10 @@ impl FileSource {
         let bytes = if is_file {
             // SAFETY: the mapping is read-only; a file truncated by someone else while we read it
             // would fault, which is the documented limit of reading captures by mapping.
-            Bytes::Map(unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {name}"))?)
+            let m = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {name}"))?;
+            // Read once, front to back: read ahead aggressively.
+            let _ = m.advise(memmap2::Advice::Sequential);
+            Bytes::Map(m)
         } else {
             let mut v = Vec::new();
             std::io::Read::read_to_end(&mut &file, &mut v)
@@ -143,6 +148,7 @@ impl FileSource {
         Ok(Self {
             bytes,
             pos,
+            released: 0,
             parser,
             names: vec![short],
             stats: CaptureStats::default(),
@@ -150,6 +156,36 @@ impl FileSource {
             bad_record: None,
             done: false,
         })
+    }
+}
+
+/// How far the read position moves before the pages behind it are handed back.
+const RELEASE_EVERY: usize = 32 << 20;
+
+impl FileSource {
+    /// Hands the mapped pages behind the read position back to the kernel every
+    /// [`RELEASE_EVERY`] bytes, so reading a capture of many GB costs a bounded resident size; the
+    /// pages stay in the page cache.
+    fn release_behind(&mut self) {
+        if let Bytes::Map(m) = &self.bytes
+            && self.pos - self.released >= RELEASE_EVERY
+        {
+            let end = self.pos & !0xfff;
+            // SAFETY: MADV_DONTNEED on a read-only, file-backed private mapping only drops this
+            // process's references to the pages; touching them again reads the file's data back,
+            // so the range (all behind the read position, including any packet handed out before)
+            // stays valid to read.
+            let r = unsafe {
+                m.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    self.released,
+                    end - self.released,
+                )
+            };
+            if r.is_ok() {
+                self.released = end;
+            }
+        }
     }
 }
 
@@ -207,6 +243,7 @@ fn ng_iface(idb: &InterfaceDescriptionBlock<'_>) -> NgIface {
 
 impl PacketSource for FileSource {
     fn next_packet(&mut self, _timeout: Duration) -> anyhow::Result<Next<'_>> {
+        self.release_behind();
         let data = self.bytes.as_slice();
         loop {
             if self.done || self.pos >= data.len() {
