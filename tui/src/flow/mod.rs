@@ -187,7 +187,10 @@ struct Conn<C> {
 /// The connection table.
 pub struct FlowTable<C> {
     cfg: FlowConfig,
-    conns: HashMap<Key, Conn<C>>,
+    /// Boxed: a connection is a few hundred bytes, and a table of inline values wastes its empty
+    /// slots' worth of them and doubles them while it grows (measured: 281 MiB peak for 100 000
+    /// open connections inline).
+    conns: HashMap<Key, Box<Conn<C>>>,
     next_id: u64,
     stats: FlowStats,
     last_sweep_ns: u64,
@@ -237,12 +240,12 @@ impl<C: Default> FlowTable<C> {
             };
             self.conns.insert(
                 key,
-                Conn {
+                Box::new(Conn {
                     info,
                     streams: Default::default(),
                     last_seen_ns: ts_ns,
                     state: C::default(),
-                },
+                }),
             );
         }
         let conn = self.conns.get_mut(&key).expect("inserted above");
@@ -261,7 +264,7 @@ impl<C: Default> FlowTable<C> {
                 streams,
                 state,
                 ..
-            } = conn;
+            } = &mut **conn;
             let [s0, s1] = streams;
             let (this, other) = if dir == 0 { (s0, s1) } else { (s1, s0) };
             let mut ctx = Ctx {
@@ -354,7 +357,7 @@ impl<C: Default> FlowTable<C> {
             streams,
             state,
             ..
-        } = &mut conn;
+        } = &mut *conn;
         for (dir, stream) in streams.iter_mut().enumerate() {
             let mut ctx = Ctx {
                 cfg: &self.cfg,

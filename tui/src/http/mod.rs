@@ -176,6 +176,11 @@ impl HttpHandler {
                         c.pending.pop_front();
                     }
                     self.stats.requests += 1;
+                    // Room for one: most connections never pipeline, and the default first
+                    // allocation (four) is most of an idle connection's memory.
+                    if c.pending.capacity() == 0 {
+                        c.pending.reserve_exact(1);
+                    }
                     c.pending.push_back(Pending {
                         first_ns: ts,
                         last_ns: ts,

@@ -296,7 +296,11 @@ impl MessageParser {
         self.head.truncate(end);
         self.bytes += used as u64;
         self.last_ts = ts;
-        match parse_head(&self.head) {
+        let parsed = parse_head(&self.head);
+        // The head's buffer is not kept between messages: an idle connection (most of a big
+        // table) then holds no buffer at all.
+        self.head = Vec::new();
+        match parsed {
             Ok(h) => {
                 self.state = State::AwaitFraming;
                 (used, Some(Event::Head(h)))
