@@ -11,23 +11,18 @@ srv=htbench-s$$
 cli=htbench-c$$
 td=""
 
+# shellcheck source=lab.sh
+. "$(dirname "$0")/lab.sh"
+
 cleanup() {
     [ -n "$td" ] && kill "$td" 2>/dev/null || true
-    ip netns exec "$srv" nginx -p "$work" -c "$work/nginx.conf" -s stop 2>/dev/null || true
-    ip netns del "$srv" 2>/dev/null || true
-    ip netns del "$cli" 2>/dev/null || true
-    rm -rf "$work"
+    lab_down "$srv" "$cli" "$work"
 }
 trap cleanup EXIT
 
-ip netns add "$srv"
-ip netns add "$cli"
-ip link add "v$srv" netns "$srv" type veth peer name "v$cli" netns "$cli"
+lab_up "$srv" "$cli"
 ip -n "$srv" addr add 10.236.0.1/24 dev "v$srv"
 ip -n "$cli" addr add 10.236.0.2/24 dev "v$cli"
-for ns in "$srv" "$cli"; do ip -n "$ns" link set lo up; done
-ip -n "$srv" link set "v$srv" up
-ip -n "$cli" link set "v$cli" up
 
 mkdir -p "$work/www" "$work/logs" "$work/tmp"
 head -c $((5 << 20)) /dev/urandom > "$work/www/big.bin"

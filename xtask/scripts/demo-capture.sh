@@ -16,27 +16,20 @@ srv=htdemo-s$$
 cli=htdemo-c$$
 pids=()
 
+# shellcheck source=lab.sh
+. "$here/lab.sh"
+
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    ip netns exec "$srv" nginx -p "$work" -c "$work/nginx.conf" -s stop 2>/dev/null || true
-    ip netns del "$srv" 2>/dev/null || true
-    ip netns del "$cli" 2>/dev/null || true
-    rm -rf "$work"
+    lab_down "$srv" "$cli" "$work"
 }
 trap cleanup EXIT
 
-ip netns add "$srv"
-ip netns add "$cli"
-ip link add "v$srv" netns "$srv" type veth peer name "v$cli" netns "$cli"
+lab_up "$srv" "$cli"
 ip -n "$srv" addr add 10.232.0.1/24 dev "v$srv"
 ip -n "$srv" addr add fd00:4855::1/64 dev "v$srv" nodad
 for i in 2 3 4 5; do ip -n "$cli" addr add "10.232.0.$i/24" dev "v$cli"; done
 ip -n "$cli" addr add fd00:4855::2/64 dev "v$cli" nodad
-for ns in "$srv" "$cli"; do
-    ip -n "$ns" link set lo up
-done
-ip -n "$srv" link set "v$srv" up
-ip -n "$cli" link set "v$cli" up
 
 # Content with a spread of sizes.
 mkdir -p "$work/www/static" "$work/logs"
