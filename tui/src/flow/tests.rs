@@ -300,4 +300,3 @@ fn without_a_syn_the_peers_ack_anchors_a_stream_whose_first_segment_is_late() {
     assert_eq!(out, b"HTTP/1.1 ?second");
     assert_eq!(t.stats().out_of_order, 1);
 }
-
