@@ -32,6 +32,10 @@ use http_top::{
 
 /// How long a live source may wait for a packet before the loop checks its stop conditions.
 const POLL: Duration = Duration::from_millis(100);
+/// Longest a stopping capture keeps reading what was already queued.
+const DRAIN: Duration = Duration::from_secs(1);
+/// The live ring hands over a partly filled block after 10 ms (`capture::live`).
+const DRAIN_WAIT: Duration = Duration::from_millis(25);
 
 #[expect(clippy::print_stderr, reason = "main reports errors on stderr")]
 fn main() -> ExitCode {
@@ -138,11 +142,21 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let ifaces = source.interfaces().to_vec();
     let mut written: io::Result<()> = Ok(());
     let mut pcap_out: Option<export::PcapOut> = None;
+    let mut drain_deadline: Option<Instant> = None;
     loop {
-        if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
+        // On Ctrl-C or --duration, finish what the kernel already queued (the ring can hold the
+        // last few milliseconds of traffic), then stop at the first quiet moment.
+        let stopping =
+            stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
+        if stopping {
+            let until = *drain_deadline.get_or_insert_with(|| Instant::now() + DRAIN);
+            if Instant::now() >= until {
+                break;
+            }
         }
-        match source.next_packet(POLL)? {
+        // While draining, wait just longer than the ring takes to hand over a partly filled block.
+        let wait = if stopping { DRAIN_WAIT } else { POLL };
+        match source.next_packet(wait)? {
             Next::Packet(p) => {
                 if cli.packets {
                     written = headless::packet_line(&mut out, &p, &ifaces);
@@ -158,6 +172,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 pipeline.packet(&p);
             }
             // Quiet moment: show what we have.
+            Next::Idle if stopping => break,
             Next::Idle => written = out.flush(),
             Next::End => break,
         }

@@ -191,3 +191,21 @@ pub fn screenshot(root: &Path) -> anyhow::Result<()> {
     eprintln!("xtask: wrote assets/dashboard.svg");
     Ok(())
 }
+
+/// `cargo xtask bench --live`: nginx and wrk in network namespaces, http-top on the client's veth,
+/// at wrk's maximum rate and at a lower one; prints counts (nginx vs http-top), drops, CPU, RSS.
+pub fn live_load(root: &Path) -> anyhow::Result<()> {
+    if !is_root() {
+        bail!(
+            "the live load test needs root (network namespaces, eBPF): sudo -E cargo xtask bench --live"
+        );
+    }
+    setup::run(true)?;
+    setup::apt_packages(&[("wrk", "/usr/bin/wrk")])?;
+    sh(crate::cargo().args(["build", "--release", "-p", "http-top"]))?;
+    sh(Command::new("timeout")
+        .arg("300")
+        .arg(root.join("xtask/scripts/live-load.sh"))
+        .arg(root.join("target/release/http-top"))
+        .arg("10"))
+}

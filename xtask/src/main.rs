@@ -40,7 +40,11 @@ enum Cmd {
     Lint,
     /// Pipeline benchmarks (criterion) on a large capture of real traffic, recorded on first use
     /// (needs root for that; without root, the bundled demo is used)
-    Bench,
+    Bench {
+        /// Instead: live load (nginx and wrk in namespaces, http-top on the veth; root)
+        #[arg(long)]
+        live: bool,
+    },
     /// Regenerate assets/dashboard.svg: the dashboard on the demo, in tmux, drawn as SVG
     Screenshot,
     /// Regenerate assets/demo.pcap from real traffic (nginx and curl in network namespaces; root)
@@ -58,7 +62,8 @@ fn main() -> anyhow::Result<()> {
             lint()
         }
         Cmd::DemoCapture => demo::run(&root()),
-        Cmd::Bench => demo::bench(&root()),
+        Cmd::Bench { live: false } => demo::bench(&root()),
+        Cmd::Bench { live: true } => demo::live_load(&root()),
         Cmd::Screenshot => demo::screenshot(&root()),
     }
 }
