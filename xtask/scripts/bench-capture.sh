@@ -43,8 +43,7 @@ http {
     server { listen 10.236.0.1:80; root $work/www; }
 }
 CONF
-ip netns exec "$srv" nginx -p "$work" -c "$work/nginx.conf"
-for _ in $(seq 100); do ip netns exec "$srv" ss -ltn | grep -q ':80 ' && break; sleep 0.05; done
+lab_nginx "$srv" "$work"
 
 ip netns exec "$cli" tcpdump -i "v$cli" -s 0 -B 262144 -w "$out" "tcp port 80" 2>"$work/tcpdump.log" &
 td=$!

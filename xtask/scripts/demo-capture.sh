@@ -74,7 +74,7 @@ mkdir -p "$work/tmp"
 ip netns exec "$srv" python3 "$httpd" 127.0.0.1 8000 --ready "$work/httpd.ready" 2>/dev/null &
 pids+=($!)
 for _ in $(seq 100); do [ -e "$work/httpd.ready" ] && break; sleep 0.05; done
-ip netns exec "$srv" nginx -p "$work" -c "$work/nginx.conf"
+lab_nginx "$srv" "$work"
 
 # --immediate-mode: hand each packet over at once; libpcap's default batches them in ring blocks for
 # up to a second, and whatever is still in a block when tcpdump stops is lost.

@@ -2,6 +2,7 @@
 # namespace joined by a veth pair, and their cleanup.
 #
 #   lab_up SRV CLI           create both namespaces, the veth (vSRV <-> vCLI), bring links up
+#   lab_nginx SRV WORK       start nginx in SRV with WORK/nginx.conf; return once port 80 listens
 #   lab_down SRV CLI WORK    stop the lab's nginx (if any), delete both namespaces and WORK
 
 lab_up() {
@@ -13,6 +14,17 @@ lab_up() {
         ip -n "$ns" link set lo up
         ip -n "$ns" link set "v$ns" up
     done
+}
+
+lab_nginx() {
+    local srv=$1 work=$2
+    ip netns exec "$srv" nginx -p "$work" -c "$work/nginx.conf"
+    for _ in $(seq 100); do
+        ip netns exec "$srv" ss -ltn | grep -q ':80 ' && return 0
+        sleep 0.05
+    done
+    echo "nginx did not start listening" >&2
+    return 1
 }
 
 lab_down() {

@@ -34,8 +34,7 @@ http {
     server { listen 10.241.0.1:80; root $work/www; }
 }
 CONF
-ip netns exec "$srv" nginx -p "$work" -c "$work/nginx.conf"
-for _ in $(seq 100); do ip netns exec "$srv" ss -ltn | grep -q ':80 ' && break; sleep 0.05; done
+lab_nginx "$srv" "$work"
 
 hz=$(getconf CLK_TCK)
 run() { # label, wrk args...
