@@ -8,7 +8,9 @@ use std::{
     process::Command,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_http-top");
+mod common;
+
+use common::{BIN, NginxLine as LogLine};
 
 /// One CSV row, by column name.
 type Row = BTreeMap<String, String>;
@@ -114,34 +116,10 @@ fn corpus_counts_per_group_match_the_readme() {
     assert_eq!(n(&rows["2xx"], "status_1xx"), 0);
 }
 
-/// nginx's access log of the demo traffic: `$remote_addr $request_length $bytes_sent $status
-/// $request_time "$request"`.
-struct LogLine {
-    client: String,
-    request_length: u64,
-    bytes_sent: u64,
-    status: u16,
-    path: String,
-}
-
+/// nginx's access log of the demo traffic.
 fn nginx_log() -> Vec<LogLine> {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo-nginx.log"),
-    )
-    .unwrap();
-    text.lines()
-        .map(|l| {
-            let f: Vec<&str> = l.splitn(6, ' ').collect();
-            let target = f[5].trim_matches('"').split(' ').nth(1).unwrap();
-            LogLine {
-                client: f[0].to_owned(),
-                request_length: f[1].parse().unwrap(),
-                bytes_sent: f[2].parse().unwrap(),
-                status: f[3].parse().unwrap(),
-                path: target.split('?').next().unwrap().to_owned(),
-            }
-        })
-        .collect()
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo-nginx.log");
+    common::parse_nginx_log(&std::fs::read_to_string(path).unwrap())
 }
 
 /// Compares http-top's groups with the same grouping of nginx's log: requests, responses, bytes

@@ -7,7 +7,9 @@
 
 use std::{collections::HashMap, path::Path, process::Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_http-top");
+mod common;
+
+use common::BIN;
 
 struct Run {
     stdout: String,
@@ -23,15 +25,7 @@ fn read(path: &Path) -> Run {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}: {stderr}", path.display());
-    let summary = stderr
-        .lines()
-        .find(|l| l.starts_with("http-top: packets="))
-        .unwrap_or_else(|| panic!("no summary in {stderr}"))
-        .trim_start_matches("http-top: ")
-        .split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
-        .collect();
+    let summary = common::summary(&stderr);
     Run {
         stdout: String::from_utf8(out.stdout).unwrap(),
         summary,

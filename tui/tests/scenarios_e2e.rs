@@ -26,16 +26,7 @@ use std::{
 
 use common::{BIN, Guard, Link, SUPPORT, run, tmpdir, wait_until};
 
-/// One line of nginx's log (`log_format wire`).
-#[derive(Debug, Clone)]
-struct LogLine {
-    request_length: u64,
-    bytes_sent: u64,
-    status: u16,
-    /// `$request_time`: first byte read to last byte sent, in ms (nginx's resolution).
-    request_ms: f64,
-    path: String,
-}
+use common::NginxLine as LogLine;
 
 /// Per-path totals: requests, bytes in, bytes out.
 type Totals = BTreeMap<String, (u64, u64, u64)>;
@@ -286,27 +277,11 @@ http {{
         let summary = err.lines().last().unwrap_or_default().to_owned();
         eprintln!("live: {summary}");
         (
-            parse_log(&fs::read_to_string(&log).unwrap()),
+            common::parse_nginx_log(&fs::read_to_string(&log).unwrap()),
             read_csv(&self.dir.join("live.csv")),
             err,
         )
     }
-}
-
-fn parse_log(text: &str) -> Vec<LogLine> {
-    text.lines()
-        .map(|l| {
-            let f: Vec<&str> = l.splitn(6, ' ').collect();
-            let target = f[5].trim_matches('"').split(' ').nth(1).unwrap_or("");
-            LogLine {
-                request_length: f[1].parse().unwrap(),
-                bytes_sent: f[2].parse().unwrap(),
-                status: f[3].parse().unwrap(),
-                request_ms: f[4].parse::<f64>().unwrap() * 1000.0,
-                path: target.split('?').next().unwrap().to_owned(),
-            }
-        })
-        .collect()
 }
 
 fn read_csv(path: &Path) -> BTreeMap<String, Vec<String>> {

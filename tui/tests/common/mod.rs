@@ -240,3 +240,36 @@ pub fn summary(stderr: &str) -> std::collections::HashMap<String, u64> {
         .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
         .collect()
 }
+
+/// One line of an nginx access log in the tests' `log_format wire`:
+/// `$remote_addr $request_length $bytes_sent $status $request_time "$request"`.
+#[derive(Debug, Clone)]
+pub struct NginxLine {
+    pub client: String,
+    /// Request line, fields and body.
+    pub request_length: u64,
+    /// Status line, fields and body as sent.
+    pub bytes_sent: u64,
+    pub status: u16,
+    /// `$request_time`: first byte read to last byte sent, in ms (nginx's resolution).
+    pub request_ms: f64,
+    /// The request target without its query.
+    pub path: String,
+}
+
+pub fn parse_nginx_log(text: &str) -> Vec<NginxLine> {
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(6, ' ').collect();
+            let target = f[5].trim_matches('"').split(' ').nth(1).unwrap_or("");
+            NginxLine {
+                client: f[0].to_owned(),
+                request_length: f[1].parse().unwrap(),
+                bytes_sent: f[2].parse().unwrap(),
+                status: f[3].parse().unwrap(),
+                request_ms: f[4].parse::<f64>().unwrap() * 1000.0,
+                path: target.split('?').next().unwrap().to_owned(),
+            }
+        })
+        .collect()
+}
