@@ -63,16 +63,6 @@ pub fn packet_line<W: Write>(out: &mut W, p: &Packet<'_>, ifaces: &[String]) -> 
 /// Longest group name shown before it is cut with an ellipsis.
 const GROUP_WIDTH: usize = 40;
 
-fn truncate(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(width - 1).collect();
-        t.push('…');
-        t
-    }
-}
-
 /// Renders the rows of grouping `k` as an aligned table with human units. REQ/S is the rate over
 /// the last tick, AVG/S since the first exchange, both in capture time.
 pub fn table(stats: &Stats, k: usize) -> String {
@@ -120,7 +110,7 @@ pub fn table(stats: &Stats, k: usize) -> String {
             }
         };
         vec![
-            truncate(&r.group, GROUP_WIDTH),
+            text::ellipsize(&r.group, GROUP_WIDTH),
             units::count(a.requests),
             rate(a.last_tick_requests, stats.last_tick_s()),
             rate(a.requests, stats.elapsed_s()),

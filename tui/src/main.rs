@@ -313,7 +313,10 @@ fn summary(source: &mut dyn PacketSource, p: &Pipeline, live: bool) -> String {
             cs.tracked_conns,
         );
     } else {
-        s += &format!(" bad_records={}", cs.bad_records);
+        s += &format!(
+            " bad_records={} unsupported_link={}",
+            cs.bad_records, cs.unsupported_link
+        );
     }
     s
 }

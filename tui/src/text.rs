@@ -21,6 +21,21 @@ pub fn printable(bytes: &[u8]) -> String {
     s
 }
 
+/// Cuts `s` to `width` characters, ending in an ellipsis when it was longer: names in tables are
+/// cut, never wrapped.
+#[must_use]
+pub fn ellipsize(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_owned();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut t: String = s.chars().take(width - 1).collect();
+    t.push('…');
+    t
+}
+
 /// The first line of an HTTP message (up to CR or LF), at most `max` bytes of it.
 #[must_use]
 pub fn first_line(payload: &[u8], max: usize) -> &[u8] {
@@ -42,6 +57,14 @@ mod tests {
         assert_eq!(printable("é".as_bytes()), "\\xc3\\xa9");
         assert_eq!(printable(b"a\\b"), "a\\\\b");
         assert_eq!(printable(b"\x7f\r\n\t"), "\\x7f\\x0d\\x0a\\x09");
+    }
+
+    #[test]
+    fn ellipsize_cuts_with_an_ellipsis() {
+        assert_eq!(ellipsize("/api/v1", 10), "/api/v1");
+        assert_eq!(ellipsize("/api/v1/users", 8), "/api/v1…");
+        assert_eq!(ellipsize("é€x", 2), "é…");
+        assert_eq!(ellipsize("abc", 0), "");
     }
 
     #[test]

@@ -172,6 +172,24 @@ fn pcapng_with_nanosecond_resolution_reads_like_the_pcap_it_came_from() {
                 options: vec![InterfaceDescriptionOption::IfTsResol(9)],
             })
             .unwrap();
+        // A second interface of a link type http-top does not decode (802.11), with one frame:
+        // skipped and counted, not mistaken for Ethernet.
+        writer
+            .write_pcapng_block(InterfaceDescriptionBlock {
+                linktype: DataLink::IEEE802_11,
+                snaplen: 0,
+                options: vec![],
+            })
+            .unwrap();
+        writer
+            .write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 1,
+                timestamp: std::time::Duration::ZERO,
+                original_len: 4,
+                data: std::borrow::Cow::Borrowed(&[0x80, 0, 0, 0]),
+                options: vec![],
+            })
+            .unwrap();
         while let Some(p) = reader.next_packet() {
             let p = p.unwrap();
             writer
@@ -188,6 +206,8 @@ fn pcapng_with_nanosecond_resolution_reads_like_the_pcap_it_came_from() {
     let a = read(&src);
     let b = read(&ng);
     assert_eq!(a.summary["packets"], b.summary["packets"]);
+    assert_eq!(b.summary["unsupported_link"], 1);
+    assert_eq!(a.summary["unsupported_link"], 0);
     assert_eq!(a.summary["payload_bytes"], b.summary["payload_bytes"]);
     // Same lines, timestamps included, but for the file name column.
     let strip = |s: &str| {

@@ -74,8 +74,6 @@ pub struct FileSource {
     parser: Parser,
     names: Vec<String>,
     stats: CaptureStats,
-    /// Frames skipped because their link type is not one http-top decodes.
-    pub unsupported_link: u64,
     /// Why the file ended before its end, if it did.
     pub bad_record: Option<String>,
     done: bool,
@@ -152,7 +150,6 @@ impl FileSource {
             parser,
             names: vec![short],
             stats: CaptureStats::default(),
-            unsupported_link: 0,
             bad_record: None,
             done: false,
         })
@@ -309,7 +306,7 @@ impl PacketSource for FileSource {
                         continue;
                     };
                     let Some(link) = iface.link else {
-                        self.unsupported_link += 1;
+                        self.stats.unsupported_link += 1;
                         continue;
                     };
                     // pcap-file hands back the raw timestamp units as if they were nanoseconds;

@@ -453,7 +453,7 @@ impl PacketSource for LiveSource {
             filter_kept: c.kept_start + c.kept_conn,
             filter_insert_failed: c.insert_failed,
             tracked_conns: self.filter.tracked(),
-            bad_records: 0,
+            ..CaptureStats::default()
         }
     }
 }

@@ -78,6 +78,8 @@ pub struct CaptureStats {
     pub tracked_conns: u64,
     /// Records a file reader had to skip (corrupt or cut short).
     pub bad_records: u64,
+    /// Frames a file holds for an interface whose link type http-top does not decode (pcapng).
+    pub unsupported_link: u64,
 }
 
 /// A producer of captured frames.

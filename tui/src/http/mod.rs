@@ -243,7 +243,10 @@ impl HttpHandler {
                     _ => self.stats.parse_errors += 1,
                 }
                 self.stats.resyncs += 1;
-                if !from_client && c.response.status != 0 && !c.response.interim {
+                if from_client {
+                    return;
+                }
+                if c.response.status != 0 && !c.response.interim {
                     // The response's head was seen: it answered the front request, even if its
                     // body was cut. Keep the pairing aligned.
                     let req = c.pending.pop_front();
@@ -251,10 +254,8 @@ impl HttpHandler {
                     let last = c.response.first_ns.max(c.parsers[dir].last_ts());
                     let bytes = c.response.interim_bytes + c.parsers[dir].failed_bytes();
                     self.emit(c, info, req, status, (last, bytes), true);
-                    c.response = Response::default();
-                } else if !from_client {
-                    c.response = Response::default();
                 }
+                c.response = Response::default();
             }
         }
     }

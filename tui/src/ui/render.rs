@@ -13,7 +13,7 @@ use ratatui::{
 use super::{App, Column, Units};
 use crate::{
     stats::{Agg, GroupKey, Row},
-    text::printable,
+    text::{ellipsize, printable},
     units,
 };
 
@@ -60,19 +60,6 @@ pub fn fit_columns(mut cols: Vec<Column>, avail: u16) -> (Vec<Column>, u16) {
     }
     let group = avail.saturating_sub(need(&cols)).max(1);
     (cols, group)
-}
-
-/// Cuts `s` to `w` characters, with an ellipsis when it was longer.
-pub fn ellipsize(s: &str, w: usize) -> String {
-    if s.chars().count() <= w {
-        return s.to_owned();
-    }
-    if w == 0 {
-        return String::new();
-    }
-    let mut t: String = s.chars().take(w - 1).collect();
-    t.push('…');
-    t
 }
 
 fn fmt_bytes(n: f64, u: Units, rate: bool) -> String {
