@@ -81,3 +81,20 @@ impl Pipeline {
         self.http.stats
     }
 }
+
+/// Runs a whole capture file through a fresh pipeline; returns every exchange and the pipeline
+/// (for its counters). For tests.
+#[cfg(test)]
+pub(crate) fn read_file(path: &std::path::Path) -> (Vec<Exchange>, Pipeline) {
+    use crate::capture::{Next, PacketSource, file::FileSource};
+    let mut src = FileSource::open(path).unwrap();
+    let mut p = Pipeline::new(FlowConfig::default());
+    let mut out = Vec::new();
+    while let Next::Packet(pkt) = src.next_packet(std::time::Duration::ZERO).unwrap() {
+        p.packet(&pkt);
+        out.extend(p.drain());
+    }
+    p.finish();
+    out.extend(p.drain());
+    (out, p)
+}

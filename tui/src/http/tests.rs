@@ -4,29 +4,11 @@
 use std::{net::SocketAddr, path::Path};
 
 use crate::{
-    capture::{Next, PacketSource, file::FileSource},
     decode::{Segment, tcp_flags},
     flow::{FlowConfig, FlowTable},
     http::{Exchange, HttpConn, HttpHandler},
-    pipeline::Pipeline,
+    pipeline::{Pipeline, read_file as read},
 };
-
-fn read(path: &Path) -> (Vec<Exchange>, Pipeline) {
-    let mut src = FileSource::open(path).unwrap();
-    let mut p = Pipeline::new(FlowConfig::default());
-    let mut out = Vec::new();
-    loop {
-        match src.next_packet(std::time::Duration::ZERO).unwrap() {
-            Next::Packet(pkt) => p.packet(&pkt),
-            Next::End => break,
-            Next::Idle => unreachable!(),
-        }
-        out.extend(p.drain());
-    }
-    p.finish();
-    out.extend(p.drain());
-    (out, p)
-}
 
 fn corpus(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,30 +1,18 @@
 //! The dashboard rendered into ratatui's TestBackend, on exchanges from the bundled demo capture.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{Terminal, backend::TestBackend, style::Color};
 
 use super::*;
-use crate::{
-    capture::{Next, PacketSource, file::FileSource},
-    flow::FlowConfig,
-    pipeline::Pipeline,
-};
 
 /// Every exchange of the demo capture, and the capture time of its last packet.
 fn demo_exchanges() -> (Vec<Exchange>, u64) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo.pcap");
-    let mut src = FileSource::open(&path).unwrap();
-    let mut p = Pipeline::new(FlowConfig::default());
-    let mut out = Vec::new();
-    while let Next::Packet(pkt) = src.next_packet(Duration::ZERO).unwrap() {
-        p.packet(&pkt);
-        out.extend(p.drain());
-    }
-    p.finish();
-    out.extend(p.drain());
-    (out, p.now_ns())
+    let (ex, p) = crate::pipeline::read_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo.pcap"),
+    );
+    (ex, p.now_ns())
 }
 
 fn app() -> App {
