@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         t.segment(ts, &Segment { src, dst, seq: seq[dir], ack: seq[1 - dir], flags: 0x10, payload: chunk }, &mut h);
         seq[dir] = seq[dir].wrapping_add(len as u32);
     }
-    t.finish(ts + 1, &mut h);
+    t.finish_some(ts + 1, &mut h, usize::MAX);
     let seen = h.exchanges.iter().filter(|e| e.request_seen).count() as u64;
     assert_eq!(seen, h.stats.requests);
 });

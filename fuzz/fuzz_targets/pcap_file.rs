@@ -19,6 +19,6 @@ fuzz_target!(|data: &[u8]| {
         p.packet(&pkt);
         n += 1;
     }
-    p.finish();
+    p.finish(drop);
     assert_eq!(p.counters().packets, n);
 });

@@ -56,10 +56,7 @@ fn run(frames: &Frames) -> u64 {
             stats.add(&e);
         }
     }
-    p.finish();
-    for e in p.drain() {
-        stats.add(&e);
-    }
+    p.finish(|e| stats.add(&e));
     stats.total().requests
 }
 
@@ -88,7 +85,7 @@ fn bench(c: &mut Criterion) {
                     stats.add(&e);
                 }
             }
-            p.finish();
+            p.finish(|e| stats.add(&e));
             black_box(stats.total().requests)
         });
     });

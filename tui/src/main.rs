@@ -39,6 +39,15 @@ const DRAIN_WAIT: Duration = Duration::from_millis(25);
 
 #[expect(clippy::print_stderr, reason = "main reports errors on stderr")]
 fn main() -> ExitCode {
+    // glibc raises its mmap threshold each time a large block is freed, after which the flow
+    // table's multi-MiB allocations come from the heap and stay resident when freed (measured: a
+    // flood with 100 000 open connections peaked at 72 MiB instead of 62). A fixed threshold keeps
+    // them mapped, and given back when the table is rebuilt.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: called before any other thread exists; M_MMAP_THRESHOLD takes a byte count.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
     let cli = Cli::parse();
     if let Err(e) = init_logging(&cli) {
         eprintln!("http-top: {e:#}");
@@ -203,13 +212,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Some(p) = source.problem() {
         tracing::warn!("capture file ends with an unreadable record ({p}); stopping there");
     }
-    pipeline.finish();
-    for e in pipeline.drain() {
+    pipeline.finish(|e| {
         stats.add(&e);
         if cli.json && written.is_ok() {
             written = export::write_json_line(&mut out, &e);
         }
-    }
+    });
     if tables && written.is_ok() {
         written = out.write_all(headless::table(&stats, 0).as_bytes());
     }

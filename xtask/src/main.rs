@@ -154,6 +154,19 @@ fn lint() -> anyhow::Result<()> {
         "--",
         "-D",
         "warnings",
+    ]))?;
+    // The fuzz targets live in their own workspace, outside the one above: check they still build
+    // against the library's current API.
+    sh(Command::new("rustup").args([
+        "run",
+        "nightly",
+        "cargo",
+        "clippy",
+        "--manifest-path",
+        "fuzz/Cargo.toml",
+        "--",
+        "-D",
+        "warnings",
     ]))
 }
 

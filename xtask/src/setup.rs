@@ -25,6 +25,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("nftables", "/usr/sbin/nft"),
     ("tmux", "/usr/bin/tmux"),
     ("python3", "/usr/bin/python3"),
+    // libfuzzer-sys compiles libFuzzer (C++) when the lint checks that the fuzz targets build.
+    ("g++", "/usr/bin/g++"),
 ];
 
 /// Debian packages `cargo xtask bench` uses to record its capture, on top of the test ones.

@@ -157,7 +157,7 @@ impl FileSource {
 }
 
 /// How far the read position moves before the pages behind it are handed back.
-const RELEASE_EVERY: usize = 8 << 20;
+const RELEASE_EVERY: usize = 2 << 20;
 
 impl FileSource {
     /// Hands the mapped pages behind the read position back to the kernel every

@@ -109,7 +109,7 @@ struct JsonExchange {
 /// Writes one exchange as a JSON line. Wire bytes are escaped like everywhere else (`\xNN`), so the
 /// output is valid UTF-8 and safe to print.
 pub fn write_json_line<W: Write>(mut out: W, e: &Exchange) -> std::io::Result<()> {
-    let s = |b: &Option<Box<[u8]>>| b.as_deref().map(printable);
+    let s = |b: Option<&[u8]>| b.map(printable);
     let t = if e.request_seen {
         e.req_first_ns
     } else {
@@ -119,9 +119,9 @@ pub fn write_json_line<W: Write>(mut out: W, e: &Exchange) -> std::io::Result<()
         ts: t as f64 / 1e9,
         client: e.client.to_string(),
         server: e.server.to_string(),
-        method: s(&e.method),
-        target: s(&e.target),
-        host: s(&e.host),
+        method: s(e.method()),
+        target: s(e.target()),
+        host: s(e.host()),
         status: e.status,
         request_bytes: e.req_bytes,
         response_bytes: e.resp_bytes,

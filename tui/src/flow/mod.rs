@@ -20,7 +20,7 @@ mod tests;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    net::SocketAddr,
+    net::{IpAddr, Ipv6Addr, SocketAddr},
 };
 
 use crate::decode::{Segment, tcp_flags};
@@ -75,7 +75,6 @@ pub enum CloseReason {
 /// The two endpoints of a connection; `addrs[d]` sends in direction `d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnInfo {
-    pub id: u64,
     pub addrs: [SocketAddr; 2],
 }
 
@@ -112,17 +111,42 @@ pub struct FlowStats {
     pub buffered_bytes: u64,
 }
 
+/// A connection's two endpoints, in an order that does not depend on the direction. Compact (38
+/// bytes, against 64 for two `SocketAddr`s) because a full table holds 100 000 of them and more in
+/// its empty slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Key(SocketAddr, SocketAddr);
+struct Key {
+    /// IPv4 addresses as IPv4-mapped IPv6, with `v6` telling the families apart.
+    ips: [[u8; 16]; 2],
+    ports: [u16; 2],
+    v6: bool,
+}
 
 impl Key {
-    /// The same key for both directions.
-    fn of(src: SocketAddr, dst: SocketAddr) -> Self {
-        if (src.ip(), src.port()) <= (dst.ip(), dst.port()) {
-            Self(src, dst)
-        } else {
-            Self(dst, src)
-        }
+    /// The same key for both directions, and the side of it `src` is.
+    fn of(src: SocketAddr, dst: SocketAddr) -> (Self, u8) {
+        let octets = |a: SocketAddr| match a.ip() {
+            IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
+            IpAddr::V6(ip) => ip.octets(),
+        };
+        let (a, b) = ((octets(src), src.port()), (octets(dst), dst.port()));
+        let side = u8::from(a > b);
+        let (a, b) = if side == 0 { (a, b) } else { (b, a) };
+        let key = Self {
+            ips: [a.0, b.0],
+            ports: [a.1, b.1],
+            v6: src.is_ipv6(),
+        };
+        (key, side)
+    }
+
+    fn endpoint(&self, side: usize) -> SocketAddr {
+        let ip = Ipv6Addr::from(self.ips[side]);
+        let ip = match ip.to_ipv4_mapped() {
+            Some(v4) if !self.v6 => IpAddr::V4(v4),
+            _ => IpAddr::V6(ip),
+        };
+        SocketAddr::new(ip, self.ports[side])
     }
 }
 
@@ -133,18 +157,67 @@ struct Chunk {
     data: Vec<u8>,
 }
 
+/// Out-of-order ranges of one direction. Boxed and absent while empty, which is nearly always: an
+/// empty `BTreeMap` is 24 bytes in every stream of every connection, the box 8.
+#[derive(Debug, Default)]
+#[expect(
+    clippy::box_collection,
+    reason = "8 bytes per stream instead of 24, see above"
+)]
+struct Ooo(Option<Box<BTreeMap<u64, Chunk>>>);
+
+impl Ooo {
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|m| m.is_empty())
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |m| m.len())
+    }
+
+    fn range(&self, end: u64) -> impl Iterator<Item = (&u64, &Chunk)> {
+        self.0.iter().flat_map(move |m| m.range(..end))
+    }
+
+    fn first_key(&self) -> Option<u64> {
+        self.0.as_ref()?.first_key_value().map(|(k, _)| *k)
+    }
+
+    fn insert(&mut self, start: u64, chunk: Chunk) {
+        self.0.get_or_insert_default().insert(start, chunk);
+    }
+
+    /// Removes the first range if it starts at or before `upto`.
+    fn pop_first_upto(&mut self, upto: u64) -> Option<(u64, Chunk)> {
+        let m = self.0.as_mut()?;
+        let first = m.first_entry().filter(|e| *e.key() <= upto)?;
+        let start = *first.key();
+        let chunk = first.remove();
+        if m.is_empty() {
+            self.0 = None;
+        }
+        Some((start, chunk))
+    }
+}
+
+/// A position not set yet. Unwrapped sequence numbers start at 2^32 (see [`Stream::start_at`]) and
+/// only move forward, so 0 is never a real one; plain integers rather than `Option`s keep a stream 16
+/// bytes smaller, which a table of 100 000 connections feels.
+const UNSET: u64 = 0;
+
 /// One direction's reassembly state, in 64-bit unwrapped sequence space.
 #[derive(Debug, Default)]
 struct Stream {
-    /// Next expected sequence number, unwrapped; `None` until the first segment.
-    next: Option<u64>,
+    /// Next expected sequence number, unwrapped; [`UNSET`] until the first segment.
+    next: u64,
     /// `next` truncated to the wire's 32 bits, to unwrap incoming numbers relative to it.
     next_wire: u32,
     /// Buffered ranges by unwrapped start; they never overlap each other.
-    ooo: BTreeMap<u64, Chunk>,
-    ooo_bytes: usize,
-    /// Unwrapped sequence number of this side's FIN, once seen.
-    fin: Option<u64>,
+    ooo: Ooo,
+    /// Bytes in `ooo`; below 4 GiB since [`FlowConfig::max_ooo_bytes`] is capped there.
+    ooo_bytes: u32,
+    /// Unwrapped sequence number of this side's FIN, once seen ([`UNSET`] before).
+    fin: u64,
     /// The FIN has been delivered in order.
     closed: bool,
 }
@@ -153,13 +226,13 @@ impl Stream {
     /// Starts the stream at wire sequence number `seq`. Unwrapped numbers start at 2^32 so that
     /// bytes before the start still unwrap to positive numbers.
     fn start_at(&mut self, seq: u32) {
-        self.next = Some(1 << 32);
+        self.next = 1 << 32;
         self.next_wire = seq;
     }
 
     /// Unwraps a 32-bit sequence number to the 64-bit space around `next`.
     fn unwrap(&self, seq: u32) -> u64 {
-        let next = self.next.unwrap_or(0);
+        let next = self.next;
         // Signed distance from the expected number: within +-2 GiB, which TCP's window guarantees.
         let delta = i64::from(seq.wrapping_sub(self.next_wire) as i32);
         next.saturating_add_signed(delta)
@@ -168,17 +241,17 @@ impl Stream {
     /// Moves `next` forward and its wire form with it. Never back: a target behind `next` (a FIN
     /// number below data already delivered, which only a broken or hostile peer sends) is ignored.
     fn advance_to(&mut self, next: u64) {
-        if let Some(old) = self.next
-            && next > old
-        {
-            self.next = Some(next);
+        let old = self.next;
+        if old != UNSET && next > old {
+            self.next = next;
             self.next_wire = self.next_wire.wrapping_add((next - old) as u32);
         }
     }
 }
 
 struct Conn<C> {
-    info: ConnInfo,
+    /// Which side of the key sent first: direction 0 is from `key.endpoint(first_sender)`.
+    first_sender: u8,
     streams: [Stream; 2],
     last_seen_ns: u64,
     state: C,
@@ -191,7 +264,6 @@ pub struct FlowTable<C> {
     /// slots' worth of them and doubles them while it grows (measured: 281 MiB peak for 100 000
     /// open connections inline).
     conns: HashMap<Key, Box<Conn<C>>>,
-    next_id: u64,
     stats: FlowStats,
     last_sweep_ns: u64,
 }
@@ -200,11 +272,11 @@ pub struct FlowTable<C> {
 const SWEEP_NS: u64 = 1_000_000_000;
 
 impl<C: Default> FlowTable<C> {
-    pub fn new(cfg: FlowConfig) -> Self {
+    pub fn new(mut cfg: FlowConfig) -> Self {
+        cfg.max_ooo_bytes = cfg.max_ooo_bytes.min(u32::MAX as usize);
         Self {
             cfg,
             conns: HashMap::new(),
-            next_id: 0,
             stats: FlowStats::default(),
             last_sweep_ns: 0,
         }
@@ -223,7 +295,7 @@ impl<C: Default> FlowTable<C> {
             self.last_sweep_ns = ts_ns;
             self.expire_idle(ts_ns, h);
         }
-        let key = Key::of(seg.src, seg.dst);
+        let (key, side) = Key::of(seg.src, seg.dst);
         if !self.conns.contains_key(&key) {
             // A lone RST or a bare ACK of a connection we never saw has nothing to reassemble.
             if seg.payload.is_empty() && seg.flags & (tcp_flags::SYN | tcp_flags::FIN) == 0 {
@@ -232,16 +304,11 @@ impl<C: Default> FlowTable<C> {
             if self.conns.len() >= self.cfg.max_conns {
                 self.evict(ts_ns, h);
             }
-            self.next_id += 1;
             self.stats.connections += 1;
-            let info = ConnInfo {
-                id: self.next_id,
-                addrs: [seg.src, seg.dst],
-            };
             self.conns.insert(
                 key,
                 Box::new(Conn {
-                    info,
+                    first_sender: side,
                     streams: Default::default(),
                     last_seen_ns: ts_ns,
                     state: C::default(),
@@ -251,7 +318,14 @@ impl<C: Default> FlowTable<C> {
         let conn = self.conns.get_mut(&key).expect("inserted above");
         // Capture clocks may step back a little; never let a connection's time run backwards.
         conn.last_seen_ns = conn.last_seen_ns.max(ts_ns);
-        let dir = usize::from(conn.info.addrs[0] != seg.src);
+        let dir = usize::from(side != conn.first_sender);
+        let info = ConnInfo {
+            addrs: if dir == 0 {
+                [seg.src, seg.dst]
+            } else {
+                [seg.dst, seg.src]
+            },
+        };
 
         let budget = self
             .cfg
@@ -259,18 +333,13 @@ impl<C: Default> FlowTable<C> {
             .saturating_sub(self.stats.buffered_bytes as usize);
         let mut buffered_delta: i64 = 0;
         let done = {
-            let Conn {
-                info,
-                streams,
-                state,
-                ..
-            } = &mut **conn;
+            let Conn { streams, state, .. } = &mut **conn;
             let [s0, s1] = streams;
             let (this, other) = if dir == 0 { (s0, s1) } else { (s1, s0) };
             let mut ctx = Ctx {
                 cfg: &self.cfg,
                 stats: &mut self.stats,
-                info,
+                info: &info,
                 dir,
                 budget,
                 buffered_delta: &mut buffered_delta,
@@ -301,12 +370,14 @@ impl<C: Default> FlowTable<C> {
         }
     }
 
-    /// Closes every connection (end of capture), flushing what is buffered.
-    pub fn finish<H: Handler<Conn = C>>(&mut self, ts_ns: u64, h: &mut H) {
-        let keys: Vec<Key> = self.conns.keys().copied().collect();
+    /// Closes up to `max` connections (end of capture), flushing what is buffered; `false` once
+    /// none is left. In batches, so the caller can take what each batch emits before the next.
+    pub fn finish_some<H: Handler<Conn = C>>(&mut self, ts_ns: u64, h: &mut H, max: usize) -> bool {
+        let keys: Vec<Key> = self.conns.keys().take(max).copied().collect();
         for k in keys {
             self.close(&k, CloseReason::EndOfCapture, ts_ns, h);
         }
+        !self.conns.is_empty()
     }
 
     fn expire_idle<H: Handler<Conn = C>>(&mut self, now_ns: u64, h: &mut H) {
@@ -326,17 +397,30 @@ impl<C: Default> FlowTable<C> {
     /// Makes room: closes the least recently active tenth of the table at once, so a flood of new
     /// connections costs amortised O(1) per connection rather than a scan each.
     fn evict<H: Handler<Conn = C>>(&mut self, now_ns: u64, h: &mut H) {
-        let mut ages: Vec<(u64, Key)> = self
+        // Ages alone (8 bytes a connection) find the cut; keys are collected only for the victims.
+        let mut ages: Vec<u64> = self.conns.values().map(|c| c.last_seen_ns).collect();
+        let n = (ages.len() / 10).max(1);
+        let cut = *ages.select_nth_unstable(n - 1).1;
+        drop(ages);
+        let victims: Vec<Key> = self
             .conns
             .iter()
-            .map(|(k, c)| (c.last_seen_ns, *k))
+            .filter(|(_, c)| c.last_seen_ns <= cut)
+            .map(|(k, _)| *k)
+            .take(n)
             .collect();
-        let n = (ages.len() / 10).max(1);
-        ages.select_nth_unstable_by_key(n - 1, |(t, _)| *t);
-        for (_, k) in ages.into_iter().take(n) {
+        for k in victims {
             self.stats.evicted += 1;
             self.close(&k, CloseReason::Evicted, now_ns, h);
         }
+        // Removals leave tombstones in a full hash table, and the insert that meets them grows the
+        // table to twice its size (it rehashes in place only below half full): measured, a flood
+        // doubled the table to 262 144 slots for 100 000 connections. A rebuild at the table's
+        // own size costs about nine moves per new connection, and only while connections are
+        // being evicted.
+        let old = std::mem::take(&mut self.conns);
+        self.conns = HashMap::with_capacity(self.cfg.max_conns);
+        self.conns.extend(old);
     }
 
     fn close<H: Handler<Conn = C>>(
@@ -352,17 +436,16 @@ impl<C: Default> FlowTable<C> {
         // Deliver what is buffered behind holes, as gaps and data, so a close-delimited body or a
         // body of known length can still complete.
         let mut buffered_delta = 0;
-        let Conn {
-            info,
-            streams,
-            state,
-            ..
-        } = &mut *conn;
+        let first = usize::from(conn.first_sender);
+        let info = ConnInfo {
+            addrs: [key.endpoint(first), key.endpoint(1 - first)],
+        };
+        let Conn { streams, state, .. } = &mut *conn;
         for (dir, stream) in streams.iter_mut().enumerate() {
             let mut ctx = Ctx {
                 cfg: &self.cfg,
                 stats: &mut self.stats,
-                info,
+                info: &info,
                 dir,
                 budget: 0,
                 buffered_delta: &mut buffered_delta,
@@ -375,7 +458,7 @@ impl<C: Default> FlowTable<C> {
             .stats
             .buffered_bytes
             .saturating_add_signed(buffered_delta);
-        h.on_close(&mut conn.state, &conn.info, reason, ts_ns);
+        h.on_close(&mut conn.state, &info, reason, ts_ns);
     }
 }
 
@@ -400,7 +483,7 @@ impl Ctx<'_> {
         h: &mut H,
     ) {
         let syn = seg.flags & tcp_flags::SYN != 0;
-        if s.next.is_none() {
+        if s.next == UNSET {
             // First segment of this direction: a SYN's sequence number is the ISN and the data
             // starts one after it; otherwise the stream starts here (mid-connection pickup).
             s.start_at(seg.seq.wrapping_add(u32::from(syn)));
@@ -410,8 +493,8 @@ impl Ctx<'_> {
             seq += 1;
         }
         let end = seq + seg.payload.len() as u64;
-        if seg.flags & tcp_flags::FIN != 0 && s.fin.is_none() {
-            s.fin = Some(end);
+        if seg.flags & tcp_flags::FIN != 0 && s.fin == UNSET {
+            s.fin = end;
         }
         if !seg.payload.is_empty() {
             self.insert(s, ts, seq, seg.payload, c, h);
@@ -421,24 +504,26 @@ impl Ctx<'_> {
 
     /// The peer acknowledged up to `ack` in this stream's sequence space.
     fn acked<H: Handler>(&mut self, s: &mut Stream, ts: u64, ack: u32, c: &mut H::Conn, h: &mut H) {
-        let Some(next) = s.next else {
+        let next = s.next;
+        if next == UNSET {
             // The peer's acknowledgement says where this stream stands before any of its segments
             // arrive: without it (no SYN captured, as behind the kernel filter), a stream whose
             // first segment is lost and retransmitted would start at the segment after it and
             // drop the retransmission, and with it a response's head.
             s.start_at(ack);
             return;
-        };
+        }
         let acked = s.unwrap(ack);
         // Acknowledged bytes past the FIN number are the FIN itself.
-        let acked = s.fin.map_or(acked, |f| acked.min(f));
+        let acked = if s.fin == UNSET {
+            acked
+        } else {
+            acked.min(s.fin)
+        };
         if acked > next {
             // The receiver got bytes this capture never saw: they will not come. Give up on them
             // up to the acknowledged number, then deliver whatever buffered data follows.
-            let upto = s
-                .ooo
-                .first_key_value()
-                .map_or(acked, |(k, _)| acked.min(*k));
+            let upto = s.ooo.first_key().map_or(acked, |k| acked.min(k));
             if upto > next {
                 self.gap(ts, upto - next, c, h);
                 s.advance_to(upto);
@@ -449,12 +534,9 @@ impl Ctx<'_> {
     }
 
     fn check_fin(&mut self, s: &mut Stream) {
-        if let (Some(fin), Some(next)) = (s.fin, s.next)
-            && next >= fin
-            && !s.closed
-        {
+        if s.fin != UNSET && s.next >= s.fin && !s.closed {
             s.closed = true;
-            s.advance_to(fin + 1);
+            s.advance_to(s.fin + 1);
         }
     }
 
@@ -473,7 +555,7 @@ impl Ctx<'_> {
         c: &mut H::Conn,
         h: &mut H,
     ) {
-        let next = s.next.expect("initialised by receive");
+        let next = s.next;
         let end = seq + data.len() as u64;
         if end <= next {
             self.stats.retransmissions += 1;
@@ -485,7 +567,7 @@ impl Ctx<'_> {
         // Out of order: buffer the parts not already buffered (the first copy wins).
         let mut pieces: Vec<(u64, u64)> = Vec::new();
         let mut cur = seq;
-        for (&k, v) in s.ooo.range(..end) {
+        for (&k, v) in s.ooo.range(end) {
             let kend = k + v.data.len() as u64;
             if kend <= cur {
                 continue;
@@ -503,7 +585,7 @@ impl Ctx<'_> {
             return;
         }
         let adding: usize = pieces.iter().map(|(a, b)| (b - a) as usize).sum();
-        if s.ooo_bytes + adding > self.cfg.max_ooo_bytes
+        if s.ooo_bytes as usize + adding > self.cfg.max_ooo_bytes
             || s.ooo.len() + pieces.len() > self.cfg.max_holes
             || adding > self.budget
         {
@@ -513,7 +595,7 @@ impl Ctx<'_> {
             while !s.ooo.is_empty() {
                 self.skip_first_hole(s, ts, c, h);
             }
-            let next = s.next.expect("set");
+            let next = s.next;
             if end <= next {
                 return;
             }
@@ -535,7 +617,7 @@ impl Ctx<'_> {
                 },
             );
         }
-        s.ooo_bytes += adding;
+        s.ooo_bytes += adding as u32;
         self.budget -= adding;
         *self.buffered_delta += adding as i64;
     }
@@ -554,15 +636,11 @@ impl Ctx<'_> {
     ) {
         let end = seq + data.len() as u64;
         loop {
-            let next = s.next.expect("set");
+            let next = s.next;
             if end <= next {
                 break;
             }
-            let stop = s
-                .ooo
-                .first_key_value()
-                .map_or(end, |(&k, _)| k.min(end))
-                .max(next);
+            let stop = s.ooo.first_key().map_or(end, |k| k.min(end)).max(next);
             if stop > next {
                 h.on_data(
                     c,
@@ -580,8 +658,8 @@ impl Ctx<'_> {
 
     /// Declares the hole before the first buffered range a gap and delivers what follows it.
     fn skip_first_hole<H: Handler>(&mut self, s: &mut Stream, ts: u64, c: &mut H::Conn, h: &mut H) {
-        let next = s.next.expect("set");
-        if let Some((&k, _)) = s.ooo.first_key_value()
+        let next = s.next;
+        if let Some(k) = s.ooo.first_key()
             && k > next
         {
             self.gap(ts, k - next, c, h);
@@ -592,14 +670,9 @@ impl Ctx<'_> {
 
     /// Delivers buffered ranges that have become contiguous with `next`.
     fn drain<H: Handler>(&mut self, s: &mut Stream, c: &mut H::Conn, h: &mut H) {
-        while let Some(entry) = s.ooo.first_entry() {
-            let next = s.next.expect("set");
-            if *entry.key() > next {
-                break;
-            }
-            let start = *entry.key();
-            let chunk = entry.remove();
-            s.ooo_bytes -= chunk.data.len();
+        while let Some((start, chunk)) = s.ooo.pop_first_upto(s.next) {
+            let next = s.next;
+            s.ooo_bytes -= chunk.data.len() as u32;
             *self.buffered_delta -= chunk.data.len() as i64;
             let end = start + chunk.data.len() as u64;
             if end > next {

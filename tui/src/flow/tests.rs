@@ -129,7 +129,7 @@ fn run(
         );
         t.segment(1 + i as u64, &s, &mut r);
     }
-    t.finish(1_000_000, &mut r);
+    t.finish_some(1_000_000, &mut r, usize::MAX);
     r
 }
 
@@ -294,7 +294,7 @@ fn without_a_syn_the_peers_ack_anchors_a_stream_whose_first_segment_is_late() {
         &seg(b(), a(), 7000, tcp_flags::ACK, b"HTTP/1.1 "),
         &mut r,
     );
-    t.finish(4, &mut r);
+    t.finish_some(4, &mut r, usize::MAX);
     let dir = 1;
     let out: Vec<u8> = r.out[dir].iter().map(|b| b.unwrap_or(b'?')).collect();
     assert_eq!(out, b"HTTP/1.1 ?second");

@@ -14,7 +14,7 @@ pub mod parser;
 
 use std::{collections::VecDeque, net::SocketAddr};
 
-use self::parser::{Event, Framing, Head, MessageParser, ParseError, starts_message};
+use self::parser::{Event, Framing, Head, MessageParser, ParseError, RequestLine, starts_message};
 use crate::flow::{CloseReason, ConnInfo, Handler};
 
 /// Requests waiting for a response on one connection, at most.
@@ -29,10 +29,8 @@ pub struct Exchange {
     pub server: SocketAddr,
     /// `false` for a response whose request was never seen (grouped as `_unknown`).
     pub request_seen: bool,
-    /// Raw request fields (absent when the request head was lost).
-    pub method: Option<Box<[u8]>>,
-    pub target: Option<Box<[u8]>>,
-    pub host: Option<Box<[u8]>>,
+    /// Raw request method, target and Host (absent when the request head was lost).
+    pub request: Option<RequestLine>,
     /// Final status; `None` when no response came.
     pub status: Option<u16>,
     /// Capture times (ns since the epoch) of the first and last request byte and of the first and
@@ -50,6 +48,18 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    pub fn method(&self) -> Option<&[u8]> {
+        self.request.as_ref().map(RequestLine::method)
+    }
+
+    pub fn target(&self) -> Option<&[u8]> {
+        self.request.as_ref().map(RequestLine::target)
+    }
+
+    pub fn host(&self) -> Option<&[u8]> {
+        self.request.as_ref().and_then(RequestLine::host)
+    }
+
     /// First request byte to last response byte, in ns, when both exist.
     pub fn latency_ns(&self) -> Option<u64> {
         (self.request_seen && self.status.is_some() && self.resp_last_ns > 0)
@@ -82,9 +92,7 @@ pub struct HttpStats {
 
 #[derive(Debug, Default)]
 struct Pending {
-    method: Option<Box<[u8]>>,
-    target: Option<Box<[u8]>>,
-    host: Option<Box<[u8]>>,
+    line: Option<RequestLine>,
     first_ns: u64,
     last_ns: u64,
     bytes: u64,
@@ -112,7 +120,7 @@ enum Mode {
 #[derive(Debug, Default)]
 pub struct HttpConn {
     /// Direction whose sender is the client, once known.
-    client: Option<usize>,
+    client: Option<u8>,
     parsers: [MessageParser; 2],
     pending: VecDeque<Pending>,
     response: Response,
@@ -137,7 +145,7 @@ impl HttpHandler {
         resp_end: (u64, u64),
         truncated: bool,
     ) {
-        let client_dir = c.client.unwrap_or(0);
+        let client_dir = usize::from(c.client.unwrap_or(0));
         let resp = &c.response;
         let (resp_last_ns, resp_bytes) = resp_end;
         let request_seen = req.is_some();
@@ -152,9 +160,7 @@ impl HttpHandler {
             client: info.addrs[client_dir],
             server: info.addrs[1 - client_dir],
             request_seen,
-            method: req.method,
-            target: req.target,
-            host: req.host,
+            request: req.line,
             status,
             req_first_ns: req.first_ns,
             req_last_ns: req.last_ns,
@@ -167,7 +173,7 @@ impl HttpHandler {
     }
 
     fn event(&mut self, c: &mut HttpConn, info: &ConnInfo, dir: usize, ev: Event) {
-        let from_client = c.client == Some(dir);
+        let from_client = c.client.map(usize::from) == Some(dir);
         match ev {
             Event::Start { ts } => {
                 if from_client {
@@ -261,12 +267,10 @@ impl HttpHandler {
     }
 
     fn request_head(&mut self, c: &mut HttpConn, head: Head) -> Option<Framing> {
-        head.method.as_ref()?;
+        let line = head.request?;
         let p = c.pending.back_mut()?;
-        let connect = head.method.as_deref() == Some(b"CONNECT");
-        p.method = head.method;
-        p.target = head.target;
-        p.host = head.host;
+        let connect = line.method() == b"CONNECT";
+        p.line = Some(line);
         // RFC 9112 6.3: a request's body is chunked or Content-Length long, else empty; a CONNECT's
         // bytes after the head are the tunnel's, not a body.
         Some(if connect {
@@ -279,11 +283,15 @@ impl HttpHandler {
     }
 
     fn response_head(&mut self, c: &mut HttpConn, head: Head) -> Option<Framing> {
-        if head.method.is_some() {
+        if head.request.is_some() {
             return None;
         }
         let status = head.status;
-        let method = c.pending.front().and_then(|p| p.method.as_deref());
+        let method = c
+            .pending
+            .front()
+            .and_then(|p| p.line.as_ref())
+            .map(RequestLine::method);
         c.response.status = status;
         c.response.interim = (100..200).contains(&status) && status != 101;
         // RFC 9112 6.3, in order.
@@ -312,9 +320,9 @@ impl HttpHandler {
             self.stats.http2_connections += 1;
             c.mode = Mode::Ignored;
         } else if data.starts_with(b"HTTP/") {
-            c.client = Some(1 - dir);
+            c.client = Some(1 - dir as u8);
         } else if starts_message(data) {
-            c.client = Some(dir);
+            c.client = Some(dir as u8);
         }
     }
 }
@@ -362,7 +370,8 @@ impl Handler for HttpHandler {
             let clean = reason != CloseReason::Reset;
             // The server side first: a close-delimited response ends here and pairs with its
             // request before the requests still waiting are flushed as unanswered.
-            for dir in [1 - c.client.unwrap_or(0), c.client.unwrap_or(0)] {
+            let client = usize::from(c.client.unwrap_or(0));
+            for dir in [1 - client, client] {
                 if let Some(ev) = c.parsers[dir].close(clean) {
                     self.event(c, info, dir, ev);
                 }

@@ -16,8 +16,8 @@ fn corpus(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-fn s(b: &Option<Box<[u8]>>) -> &str {
-    std::str::from_utf8(b.as_deref().unwrap_or(b"-")).unwrap()
+fn s(b: Option<&[u8]>) -> &str {
+    std::str::from_utf8(b.unwrap_or(b"-")).unwrap()
 }
 
 #[test]
@@ -27,7 +27,7 @@ fn wireshark_http_cap() {
     ex.sort_by_key(|e| e.req_first_ns);
     let hosts: Vec<(&str, &str, Option<u16>)> = ex
         .iter()
-        .map(|e| (s(&e.method), s(&e.host), e.status))
+        .map(|e| (s(e.method()), s(e.host()), e.status))
         .collect();
     assert_eq!(
         hosts,
@@ -45,7 +45,7 @@ fn fhs_keepalive_gzip() {
     assert_eq!(ex.len(), 9);
     assert!(
         ex.iter()
-            .all(|e| e.status == Some(200) && s(&e.method) == "GET" && !e.truncated),
+            .all(|e| e.status == Some(200) && s(e.method()) == "GET" && !e.truncated),
         "{ex:#?}"
     );
     assert_eq!(p.http_stats().parse_errors, 0);
@@ -58,7 +58,7 @@ fn zeek_pipelined() {
     assert_eq!(ex.len(), 5);
     assert!(ex.iter().all(|e| e.status == Some(200) && e.request_seen));
     // Pipelined: FIFO pairing keeps request order, and each response ends after its request began.
-    assert_eq!(s(&ex[0].target), "/style/enhanced.css");
+    assert_eq!(s(ex[0].target()), "/style/enhanced.css");
     assert!(ex.iter().all(|e| e.resp_last_ns >= e.req_first_ns));
     assert_eq!(p.http_stats().parse_errors, 0);
 }
@@ -68,7 +68,7 @@ fn zeek_100_continue() {
     let (ex, p) = read(&corpus("zeek-100-continue.pcap"));
     assert_eq!(ex.len(), 1, "{ex:#?}");
     let e = &ex[0];
-    assert_eq!((s(&e.method), e.status), ("POST", Some(200)));
+    assert_eq!((s(e.method()), e.status), ("POST", Some(200)));
     assert_eq!(p.http_stats().interim_responses, 1);
     // TTFB is to the final response, after the body was sent.
     assert!(
@@ -122,7 +122,7 @@ impl Conv {
         self.send(1, 0, data);
     }
     fn done(mut self) -> (Vec<Exchange>, crate::http::HttpStats) {
-        self.t.finish(self.ts + 1, &mut self.h);
+        self.t.finish_some(self.ts + 1, &mut self.h, usize::MAX);
         (self.h.exchanges, self.h.stats)
     }
 }
@@ -136,7 +136,7 @@ fn pipelined_head_has_no_body_and_keeps_pairing() {
     let (ex, st) = c.done();
     let got: Vec<_> = ex
         .iter()
-        .map(|e| (s(&e.target).to_owned(), e.status))
+        .map(|e| (s(e.target()).to_owned(), e.status))
         .collect();
     assert_eq!(
         got,
@@ -171,7 +171,7 @@ fn a_reset_mid_response_and_an_unanswered_request() {
     assert_eq!((ex[0].status, ex[0].truncated), (Some(200), true));
     // What did cross the wire counts: the head and the part of the body before the reset.
     assert_eq!(ex[0].resp_bytes, 41 + 9);
-    assert_eq!((s(&ex[1].target), ex[1].status), ("/never", None));
+    assert_eq!((s(ex[1].target()), ex[1].status), ("/never", None));
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn one_byte_per_segment_request() {
     let (ex, st) = c.done();
     assert_eq!(ex.len(), 1);
     assert_eq!(
-        (s(&ex[0].method), ex[0].status, ex[0].req_bytes),
+        (s(ex[0].method()), ex[0].status, ex[0].req_bytes),
         ("POST", Some(201), req.len() as u64)
     );
     // First and last request byte came in different segments.
@@ -232,7 +232,7 @@ fn garbage_then_a_valid_request_resyncs() {
     c.client(b"GET /again HTTP/1.1\r\n\r\n");
     c.server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     let (ex, st) = c.done();
-    let targets: Vec<&str> = ex.iter().map(|e| s(&e.target)).collect();
+    let targets: Vec<&str> = ex.iter().map(|e| s(e.target())).collect();
     assert_eq!(targets, ["/ok", "/again"]);
     assert_eq!(st.parse_errors, 1);
 }
@@ -278,7 +278,7 @@ mod no_panic {
             for (i, f) in frames.iter().enumerate() {
                 p.packet(&Packet { ts_ns: i as u64, link, data: f, orig_len: f.len() as u32, iface: 0, direction: Direction::Unknown });
             }
-            p.finish();
+            p.finish(drop);
             prop_assert_eq!(p.counters().packets, frames.len() as u64);
         }
 
@@ -307,8 +307,7 @@ mod no_panic {
                 p.packet(&Packet { ts_ns: i as u64 * 1000, link: LinkType::Ethernet, data: &frame, orig_len: frame.len() as u32, iface: 0, direction: Direction::Unknown });
                 requests += p.drain().filter(|e| e.request_seen).count() as u64;
             }
-            p.finish();
-            requests += p.drain().filter(|e| e.request_seen).count() as u64;
+            p.finish(|e| requests += u64::from(e.request_seen));
             prop_assert_eq!(requests, p.http_stats().requests);
             prop_assert!(p.flow_stats().open == 0);
         }

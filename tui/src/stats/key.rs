@@ -116,16 +116,15 @@ impl GroupKey {
                 |s| format!("{}xx", (s / 100).clamp(1, 5)),
             ),
             Self::Host | Self::Path | Self::PathPrefix(_) | Self::Query(_) | Self::Method => {
-                if !e.request_seen || e.method.is_none() {
+                let Some(line) = e.request.as_ref().filter(|_| e.request_seen) else {
                     return UNKNOWN.to_owned();
-                }
-                let target = e.target.as_deref().unwrap_or_default();
+                };
+                let target = line.target();
                 match self {
-                    Self::Host => e
-                        .host
-                        .as_deref()
+                    Self::Host => line
+                        .host()
                         .map_or_else(|| UNSPECIFIED.to_owned(), printable),
-                    Self::Method => printable(e.method.as_deref().unwrap_or_default()),
+                    Self::Method => printable(line.method()),
                     Self::Path => printable(path_of(target)),
                     Self::PathPrefix(n) => printable(path_prefix(path_of(target), *n)),
                     Self::Query(name) => query_param(target, name),

@@ -1,5 +1,7 @@
 use std::net::SocketAddr;
 
+use crate::http::parser::RequestLine;
+
 use super::*;
 
 fn ex(
@@ -15,9 +17,11 @@ fn ex(
         client: client.parse::<SocketAddr>().unwrap(),
         server: server.parse().unwrap(),
         request_seen: true,
-        method: Some(method.as_bytes().into()),
-        target: Some(target.as_bytes().into()),
-        host: Some(b"h.example"[..].into()),
+        request: Some(RequestLine::new(
+            method.as_bytes(),
+            target.as_bytes(),
+            Some(b"h.example"),
+        )),
         status,
         req_first_ns: t0,
         req_last_ns: t0,
@@ -154,7 +158,7 @@ fn unknown_requests_and_tick_rates() {
     let mut s = Stats::new(vec![GroupKey::Method, GroupKey::Server], 10);
     let mut orphan = ex("10.0.0.1:1", "10.0.0.9:80", "GET", "/", Some(200), 0, 1);
     orphan.request_seen = false;
-    orphan.method = None;
+    orphan.request = None;
     s.add(&orphan);
     s.add(&ex(
         "10.0.0.1:1",

@@ -369,7 +369,7 @@ fn drill(f: &mut Frame<'_>, app: &mut App, area: Rect) {
                 e.resp_first_ns
             };
             let secs = t / 1_000_000_000 % 86_400;
-            let s = |b: &Option<Box<[u8]>>| b.as_deref().map_or_else(|| "-".to_owned(), printable);
+            let s = |b: Option<&[u8]>| b.map_or_else(|| "-".to_owned(), printable);
             let status = e.status.map_or_else(|| "---".to_owned(), |s| s.to_string());
             let lat = e
                 .latency_ns()
@@ -378,11 +378,11 @@ fn drill(f: &mut Frame<'_>, app: &mut App, area: Rect) {
                 "{} {:<21} {:<7} {} {} {} {}",
                 hms(secs),
                 e.client.to_string(),
-                s(&e.method),
+                s(e.method()),
                 status,
                 fmt_bytes((e.req_bytes + e.resp_bytes) as f64, app.units, false),
                 lat,
-                s(&e.target),
+                s(e.target()),
             );
             let style = match e.status {
                 Some(500..) | None => Style::new().fg(Color::Red),

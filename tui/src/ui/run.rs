@@ -181,8 +181,7 @@ fn capture(
                         "capture file ends with an unreadable record ({p}); stopping there"
                     );
                 }
-                pipeline.finish();
-                out.pending.extend(pipeline.drain());
+                pipeline.finish(|e| out.pending.push(e));
                 out.health = health_of(&mut *source, &pipeline);
                 let Some(path) = &opts.loop_file else {
                     // No tick: the stretch since the last one is partial, and its rate would lie.

@@ -6,6 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{Terminal, backend::TestBackend, style::Color};
 
 use super::*;
+use crate::http::parser::RequestLine;
 
 /// Every exchange of the demo capture, and the capture time of its last packet.
 fn demo_exchanges() -> (Vec<Exchange>, u64) {
@@ -372,8 +373,11 @@ fn the_dashboard_never_prints_wire_bytes_raw() {
     let (mut ex, _) = demo_exchanges();
     ex.truncate(3);
     for e in &mut ex {
-        e.host = Some(b"evil\x1b]0;pwned\x07\x1b[2J.example"[..].into());
-        e.target = Some(b"/\x1b[31mred\r\n"[..].into());
+        e.request = Some(RequestLine::new(
+            b"GET",
+            b"/\x1b[31mred\r\n",
+            Some(b"evil\x1b]0;pwned\x07\x1b[2J.example"),
+        ));
     }
     let stats = Stats::new(GroupKey::standard_set(&GroupKey::Host), 1000);
     let mut a = App::new(stats, "x".into(), Units::Human, std::env::temp_dir());
