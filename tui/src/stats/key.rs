@@ -2,7 +2,10 @@
 
 use std::{fmt, str::FromStr};
 
-use crate::{http::Exchange, text::printable};
+use crate::{
+    http::Exchange,
+    text::{printable, printable_into},
+};
 
 /// Label for a request field that is absent.
 pub const UNSPECIFIED: &str = "_unspecified";
@@ -107,27 +110,46 @@ impl GroupKey {
 
     /// The group an exchange belongs to under this key, printable (bytes from the wire escaped).
     pub fn label(&self, e: &Exchange) -> String {
+        let mut s = String::new();
+        self.write_label(e, &mut s);
+        s
+    }
+
+    /// [`Self::label`], appended to `out`: every exchange is labelled under every key, and a
+    /// reused buffer spares an allocation each time.
+    pub fn write_label(&self, e: &Exchange, out: &mut String) {
+        use std::fmt::Write;
         match self {
-            Self::Server => e.server.to_string(),
-            Self::Port => e.server.port().to_string(),
-            Self::Client => e.client.ip().to_string(),
-            Self::Status => e.status.map_or_else(
-                || "none".to_owned(),
-                |s| format!("{}xx", (s / 100).clamp(1, 5)),
-            ),
+            Self::Server => {
+                let _ = write!(out, "{}", e.server);
+            }
+            Self::Port => {
+                let _ = write!(out, "{}", e.server.port());
+            }
+            Self::Client => {
+                let _ = write!(out, "{}", e.client.ip());
+            }
+            Self::Status => match e.status {
+                None => out.push_str("none"),
+                Some(s) => {
+                    let _ = write!(out, "{}xx", (s / 100).clamp(1, 5));
+                }
+            },
             Self::Host | Self::Path | Self::PathPrefix(_) | Self::Query(_) | Self::Method => {
                 let Some(line) = e.request.as_ref().filter(|_| e.request_seen) else {
-                    return UNKNOWN.to_owned();
+                    out.push_str(UNKNOWN);
+                    return;
                 };
                 let target = line.target();
                 match self {
-                    Self::Host => line
-                        .host()
-                        .map_or_else(|| UNSPECIFIED.to_owned(), printable),
-                    Self::Method => printable(line.method()),
-                    Self::Path => printable(path_of(target)),
-                    Self::PathPrefix(n) => printable(path_prefix(path_of(target), *n)),
-                    Self::Query(name) => query_param(target, name),
+                    Self::Host => match line.host() {
+                        Some(h) => printable_into(h, out),
+                        None => out.push_str(UNSPECIFIED),
+                    },
+                    Self::Method => printable_into(line.method(), out),
+                    Self::Path => printable_into(path_of(target), out),
+                    Self::PathPrefix(n) => printable_into(path_prefix(path_of(target), *n), out),
+                    Self::Query(name) => out.push_str(&query_param(target, name)),
                     _ => unreachable!("outer match"),
                 }
             }
@@ -139,9 +161,10 @@ impl GroupKey {
 /// not send but some do); absolute-form reduced to its path; authority-form and `*` as they are.
 pub fn path_of(target: &[u8]) -> &[u8] {
     let mut t = target;
-    let lower: Vec<u8> = t.iter().take(8).map(u8::to_ascii_lowercase).collect();
     for scheme in [&b"http://"[..], b"https://"] {
-        if lower.starts_with(scheme) {
+        if t.get(..scheme.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+        {
             let rest = &t[scheme.len()..];
             t = match rest.iter().position(|&b| b == b'/' || b == b'?') {
                 Some(i) if rest[i] == b'/' => &rest[i..],

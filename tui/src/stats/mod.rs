@@ -127,7 +127,8 @@ fn record(h: &mut Histogram<u32>, ns: u64) {
 /// All groups of one key.
 #[derive(Debug, Default, Clone)]
 struct Table {
-    groups: HashMap<String, Agg>,
+    /// foldhash, as in the flow table: labels are hashed once per exchange and key.
+    groups: HashMap<String, Agg, foldhash::fast::RandomState>,
     /// Exchanges that went to `_other` because the table was full.
     overflowed: u64,
 }
@@ -144,6 +145,8 @@ pub struct Stats {
     now_ns: u64,
     tick_start_ns: u64,
     last_tick_ns: u64,
+    /// Scratch space for labels.
+    label_buf: String,
 }
 
 /// One row of a snapshot.
@@ -167,6 +170,7 @@ impl Stats {
             now_ns: 0,
             tick_start_ns: 0,
             last_tick_ns: 0,
+            label_buf: String::new(),
         }
     }
 
@@ -188,17 +192,27 @@ impl Stats {
         self.first_ns.get_or_insert(t);
         self.now_ns = self.now_ns.max(e.resp_last_ns).max(e.req_last_ns);
         self.total.add(e);
+        let mut label = std::mem::take(&mut self.label_buf);
         for (key, table) in self.keys.iter().zip(&mut self.tables) {
-            let label = key.label(e);
-            let full = table.groups.len() >= self.max_groups && !table.groups.contains_key(&label);
-            let label = if full {
+            label.clear();
+            key.write_label(e, &mut label);
+            // Look up by the borrowed label: a String is made only for a new group.
+            if let Some(agg) = table.groups.get_mut(label.as_str()) {
+                agg.add(e);
+                continue;
+            }
+            let label = if table.groups.len() >= self.max_groups {
                 table.overflowed += 1;
-                OTHER.to_owned()
+                OTHER
             } else {
-                label
+                label.as_str()
             };
-            table.groups.entry(label).or_default().add(e);
+            match table.groups.get_mut(label) {
+                Some(agg) => agg.add(e),
+                None => table.groups.entry(label.to_owned()).or_default().add(e),
+            }
         }
+        self.label_buf = label;
     }
 
     /// Closes the current tick at capture time `now_ns`: the per-tick request rate becomes what was
