@@ -127,8 +127,8 @@ fn record(h: &mut Histogram<u32>, ns: u64) {
 /// All groups of one key.
 #[derive(Debug, Default, Clone)]
 struct Table {
-    /// foldhash, as in the flow table: labels are hashed once per exchange and key.
-    groups: HashMap<String, Agg, foldhash::fast::RandomState>,
+    /// By the group's raw form ([`GroupKey::write_raw`]); foldhash, as in the flow table.
+    groups: HashMap<Box<[u8]>, Agg, foldhash::fast::RandomState>,
     /// Exchanges that went to `_other` because the table was full.
     overflowed: u64,
 }
@@ -145,8 +145,8 @@ pub struct Stats {
     now_ns: u64,
     tick_start_ns: u64,
     last_tick_ns: u64,
-    /// Scratch space for labels.
-    label_buf: String,
+    /// Scratch space for raw groups.
+    label_buf: Vec<u8>,
 }
 
 /// One row of a snapshot.
@@ -170,7 +170,7 @@ impl Stats {
             now_ns: 0,
             tick_start_ns: 0,
             last_tick_ns: 0,
-            label_buf: String::new(),
+            label_buf: Vec::new(),
         }
     }
 
@@ -195,21 +195,21 @@ impl Stats {
         let mut label = std::mem::take(&mut self.label_buf);
         for (key, table) in self.keys.iter().zip(&mut self.tables) {
             label.clear();
-            key.write_label(e, &mut label);
-            // Look up by the borrowed label: a String is made only for a new group.
-            if let Some(agg) = table.groups.get_mut(label.as_str()) {
+            key.write_raw(e, &mut label);
+            // Look up borrowed: a key is allocated only for a new group.
+            if let Some(agg) = table.groups.get_mut(label.as_slice()) {
                 agg.add(e);
                 continue;
             }
             let label = if table.groups.len() >= self.max_groups {
                 table.overflowed += 1;
-                OTHER
+                key::RAW_OTHER
             } else {
-                label.as_str()
+                label.as_slice()
             };
             match table.groups.get_mut(label) {
                 Some(agg) => agg.add(e),
-                None => table.groups.entry(label.to_owned()).or_default().add(e),
+                None => table.groups.entry(label.into()).or_default().add(e),
             }
         }
         self.label_buf = label;
@@ -255,14 +255,14 @@ impl Stats {
 
     /// The rows of key `k`, most requests first (ties by name, so the order is stable).
     pub fn rows(&self, k: usize) -> Vec<Row> {
-        let Some(t) = self.tables.get(k) else {
+        let (Some(t), Some(key)) = (self.tables.get(k), self.keys.get(k)) else {
             return Vec::new();
         };
         let mut rows: Vec<Row> = t
             .groups
             .iter()
             .map(|(g, a)| Row {
-                group: g.clone(),
+                group: key.display(g),
                 agg: a.clone(),
             })
             .collect();
