@@ -2,6 +2,7 @@
 //!
 //! Not needed for a plain `cargo build` once the toolchain is in place; `setup` is what puts it there.
 
+mod bench;
 mod demo;
 mod setup;
 
@@ -62,8 +63,8 @@ fn main() -> anyhow::Result<()> {
             lint()
         }
         Cmd::DemoCapture => demo::run(&root()),
-        Cmd::Bench { live: false } => demo::bench(&root()),
-        Cmd::Bench { live: true } => demo::live_load(&root()),
+        Cmd::Bench { live: false } => bench::run(&root()),
+        Cmd::Bench { live: true } => bench::live(&root()),
         Cmd::Screenshot => demo::screenshot(&root()),
     }
 }
