@@ -551,7 +551,8 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 
 fn parse_head(buf: &[u8]) -> Result<Head, ParseError> {
     // Uninitialised: zeroing 128 header slots for every head was measurable.
-    let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut fields =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let config = httparse::ParserConfig::default();
     let fail = |e: httparse::Error| match e {
         httparse::Error::TooManyHeaders => ParseError::HeadTooLarge,

@@ -127,10 +127,54 @@ fn record(h: &mut Histogram<u32>, ns: u64) {
 /// All groups of one key.
 #[derive(Debug, Default, Clone)]
 struct Table {
-    /// By the group's raw form ([`GroupKey::write_raw`]); foldhash, as in the flow table.
-    groups: HashMap<Box<[u8]>, Agg, foldhash::fast::RandomState>,
+    /// Index in `aggs` by the group's raw form ([`GroupKey::write_raw`]); foldhash, as in the flow
+    /// table.
+    groups: HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
+    aggs: Vec<Agg>,
+    /// The last group added to, by raw form: consecutive exchanges mostly share a server, a
+    /// port, a host, a status, and then no hash is needed (lookups were a tenth of a run).
+    last: Option<(Vec<u8>, usize)>,
     /// Exchanges that went to `_other` because the table was full.
     overflowed: u64,
+}
+
+impl Table {
+    /// The index of the group `raw` belongs to, made if new; `_other` once `max` groups exist.
+    fn index(&mut self, raw: &[u8], max: usize) -> usize {
+        if let Some((last, i)) = &self.last
+            && last.as_slice() == raw
+        {
+            return *i;
+        }
+        if let Some(&i) = self.groups.get(raw) {
+            self.remember(raw, i);
+            return i;
+        }
+        if self.groups.len() >= max {
+            // Not remembered: every overflowing exchange is counted as one.
+            self.overflowed += 1;
+            return self.slot(key::RAW_OTHER);
+        }
+        let i = self.slot(raw);
+        self.remember(raw, i);
+        i
+    }
+
+    fn slot(&mut self, raw: &[u8]) -> usize {
+        if let Some(&i) = self.groups.get(raw) {
+            return i;
+        }
+        self.aggs.push(Agg::default());
+        self.groups.insert(raw.into(), self.aggs.len() - 1);
+        self.aggs.len() - 1
+    }
+
+    fn remember(&mut self, raw: &[u8], i: usize) {
+        let last = self.last.get_or_insert_with(|| (Vec::new(), 0));
+        last.0.clear();
+        last.0.extend_from_slice(raw);
+        last.1 = i;
+    }
 }
 
 /// Aggregates for every key at once. `Clone` so a paused view can keep a frozen copy.
@@ -196,21 +240,8 @@ impl Stats {
         for (key, table) in self.keys.iter().zip(&mut self.tables) {
             label.clear();
             key.write_raw(e, &mut label);
-            // Look up borrowed: a key is allocated only for a new group.
-            if let Some(agg) = table.groups.get_mut(label.as_slice()) {
-                agg.add(e);
-                continue;
-            }
-            let label = if table.groups.len() >= self.max_groups {
-                table.overflowed += 1;
-                key::RAW_OTHER
-            } else {
-                label.as_slice()
-            };
-            match table.groups.get_mut(label) {
-                Some(agg) => agg.add(e),
-                None => table.groups.entry(label.into()).or_default().add(e),
-            }
+            let i = table.index(&label, self.max_groups);
+            table.aggs[i].add(e);
         }
         self.label_buf = label;
     }
@@ -229,7 +260,7 @@ impl Stats {
         };
         roll(&mut self.total);
         for t in &mut self.tables {
-            t.groups.values_mut().for_each(roll);
+            t.aggs.iter_mut().for_each(roll);
         }
     }
 
@@ -261,9 +292,9 @@ impl Stats {
         let mut rows: Vec<Row> = t
             .groups
             .iter()
-            .map(|(g, a)| Row {
+            .map(|(g, &i)| Row {
                 group: key.display(g),
-                agg: a.clone(),
+                agg: t.aggs[i].clone(),
             })
             .collect();
         rows.sort_by(|a, b| {
@@ -279,7 +310,7 @@ impl Stats {
     #[cfg(test)]
     pub fn merged(&self, k: usize) -> Agg {
         let mut m = Agg::default();
-        for a in self.tables[k].groups.values() {
+        for a in &self.tables[k].aggs {
             m.merge(a);
         }
         m

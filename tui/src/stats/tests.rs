@@ -146,11 +146,26 @@ fn groups_beyond_the_cap_go_to_other() {
             1,
         ));
     }
+    // Consecutive exchanges of one group take the remembered-group path: an overflowing group
+    // must still count each time, and a known group still go to itself.
+    for path in ["/p9", "/p9", "/p0", "/p0"] {
+        s.add(&ex(
+            "10.0.0.1:1",
+            "10.0.0.9:80",
+            "GET",
+            path,
+            Some(200),
+            1,
+            1,
+        ));
+    }
     let rows = s.rows(0);
     assert_eq!(rows.len(), 4);
     assert_eq!(rows[0].group, OTHER);
-    assert_eq!(rows[0].agg.requests, 7);
-    assert_eq!(s.overflowed(0), 7);
+    assert_eq!(rows[0].agg.requests, 9);
+    assert_eq!(s.overflowed(0), 9);
+    let p0 = rows.iter().find(|r| r.group == "/p0").unwrap();
+    assert_eq!(p0.agg.requests, 3);
 }
 
 #[test]
