@@ -557,3 +557,219 @@ fn bulk_non_http_traffic_never_reaches_userspace() {
     // The filter did run on the bulk traffic (GSO frames, so far fewer than 200 MB / 1448).
     assert!(summary["filter_seen"] > 1000, "{summary:?}");
 }
+
+#[test]
+#[ignore = "needs root: network namespaces and eBPF (cargo xtask test runs it)"]
+fn ring_overflow_is_counted_and_connections_resynchronise() {
+    // A 4 MiB ring (four blocks) and http-top stopped (SIGSTOP) while 80 MB of responses cross
+    // the veth on one keep-alive connection: the kernel must drop. (One block would not do: the
+    // kernel drops whatever arrives while userspace holds the only block, even at a trickle.) After SIGCONT the same connection
+    // carries ten small requests and a new one five more: every one of those is counted, once,
+    // the drops are reported, the lost bytes are gaps, and nothing panics.
+    let dir = tmpdir("ring");
+    let link = Link::new(243, "486a");
+    let _httpd = start_server(&link.server, &dir, &[(&link.v4s, HTTP_PORT)]);
+    let err = dir.join("http-top.err");
+    let mut cmd = link.client.exec(BIN);
+    cmd.args(["--headless", "--json", "--duration", "60", "--ring-mb", "4"])
+        .args(["-i", &link.vc, "--port", &HTTP_PORT.to_string()])
+        .stdout(fs::File::create(dir.join("http-top.out")).unwrap())
+        .stderr(fs::File::create(&err).unwrap());
+    let top = Guard(cmd.spawn().expect("start http-top"));
+    wait_until("http-top to attach", Duration::from_secs(20), || {
+        fs::read_to_string(&err)
+            .unwrap_or_default()
+            .contains("capturing on")
+    });
+    let script = format!(
+        "import http.client, sys\n\
+         c = http.client.HTTPConnection('{}', {HTTP_PORT}, timeout=30)\n\
+         for _ in range(20):\n    c.request('GET', '/bytes/4000000'); c.getresponse().read()\n\
+         print('bulk done', flush=True)\n\
+         sys.stdin.readline()\n\
+         for i in range(10):\n    c.request('GET', '/after/%d' % i); c.getresponse().read()\n\
+         c.close()\n\
+         d = http.client.HTTPConnection('{}', {HTTP_PORT}, timeout=30)\n\
+         for i in range(5):\n    d.request('GET', '/fresh/%d' % i); d.getresponse().read()\n\
+         d.close()\n\
+         print('done', flush=True)\n",
+        link.v4s, link.v4s
+    );
+    let pid = top.0.id().to_string();
+    run(Command::new("kill").args(["-STOP", &pid]));
+    let mut client = link.client.exec("python3");
+    client
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut client = client.spawn().unwrap();
+    let mut out = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "bulk done");
+    run(Command::new("kill").args(["-CONT", &pid]));
+    // Let it work through what the ring kept before the second phase starts.
+    std::thread::sleep(Duration::from_millis(500));
+    std::io::Write::write_all(client.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "done");
+    assert!(client.wait().unwrap().success());
+    // The last ring block is handed over when it fills or times out; the drain at exit takes it.
+    let status = top.interrupt("http-top");
+    let stderr = fs::read_to_string(&err).unwrap();
+    assert!(status.success(), "http-top exited with {status}:\n{stderr}");
+    let summary = common::summary(&stderr);
+    eprintln!("summary: {summary:?}");
+    assert!(summary["ring_drops"] > 0, "{summary:?}");
+    assert!(summary["gaps"] > 0, "{summary:?}");
+    let exchanges: Vec<serde_json::Value> = fs::read_to_string(dir.join("http-top.out"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for path in (0..10)
+        .map(|i| format!("/after/{i}"))
+        .chain((0..5).map(|i| format!("/fresh/{i}")))
+    {
+        let seen: Vec<&serde_json::Value> = exchanges
+            .iter()
+            .filter(|e| e["target"] == path.as_str())
+            .collect();
+        assert_eq!(seen.len(), 1, "{path}: {seen:?}");
+        // On the connection that lost data, requests whose responses fell wholly into a gap still
+        // wait in its first-in, first-out queue, so a later response can pair with one of them
+        // (a known limit, counted as gaps): only the new connection is held to exact pairing.
+        if path.starts_with("/fresh") {
+            assert_eq!(seen[0]["status"], 200, "{path}");
+            assert_eq!(seen[0]["truncated"], false, "{path}");
+        }
+    }
+}
+
+/// Output that may reach a terminal: valid UTF-8 with no control character but newlines (C0, DEL
+/// and C1, which includes the 8-bit CSI 0x9b).
+fn assert_printable(what: &str, out: &[u8]) {
+    let s = std::str::from_utf8(out).unwrap_or_else(|e| panic!("{what}: not UTF-8: {e}"));
+    if let Some((i, c)) = s.char_indices().find(|&(_, c)| c != '\n' && c.is_control()) {
+        panic!("{what}: raw control {c:?} at byte {i}");
+    }
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and eBPF (cargo xtask test runs it)"]
+fn hostile_content_is_counted_or_escaped_and_never_printed_raw() {
+    // A raw client and server (tests/support/hostile.py) send control bytes in targets, Host and a
+    // status line, a 70 KB head, 10 000 header fields and a 2^64-1 chunk size, one connection
+    // each, then a plain request. Live and from the recording, in every output format: the
+    // malformed messages are counted as errors, the valid ones with hostile bytes are shown
+    // escaped, the plain request after them is counted, and no control byte is printed.
+    let dir = tmpdir("hostile");
+    let link = Link::new(244, "486b");
+    let script = format!("{SUPPORT}/hostile.py");
+    let ready = dir.join("ready");
+    let port = HTTP_PORT.to_string();
+    let _server = Guard(
+        link.server
+            .exec("python3")
+            .args([&script, "server", &link.v4s, &port])
+            .arg(&ready)
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the hostile server", Duration::from_secs(10), || {
+        ready.exists()
+    });
+    let (out, err, pcap) = (
+        dir.join("live.json"),
+        dir.join("live.err"),
+        dir.join("hostile.pcap"),
+    );
+    let mut cmd = link.client.exec(BIN);
+    cmd.args(["--headless", "--json", "--duration", "60", "--port", &port])
+        .args(["-i", &link.vc, "-w"])
+        .arg(&pcap)
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap());
+    let top = Guard(cmd.spawn().unwrap());
+    wait_until("http-top to attach", Duration::from_secs(20), || {
+        fs::read_to_string(&err)
+            .unwrap_or_default()
+            .contains("capturing on")
+    });
+    let sent = run(link
+        .client
+        .exec("python3")
+        .args([&script, "client", &link.v4s, &port]));
+    assert_eq!(
+        sent.split_whitespace().collect::<Vec<_>>(),
+        [
+            "labels",
+            "nul",
+            "esc",
+            "long",
+            "many",
+            "chunkbomb",
+            "evilstatus",
+            "after"
+        ]
+    );
+    let status = top.interrupt("http-top");
+    let stderr = fs::read_to_string(&err).unwrap();
+    assert!(status.success(), "{stderr}");
+    let summary = common::summary(&stderr);
+    eprintln!("summary: {summary:?}");
+    // nul, esc, long, many (requests), evilstatus and the 2^64-1 chunk size (responses: sizes
+    // past 2^63 are refused) cannot be parsed; each direction resynchronises.
+    assert!(summary["parse_errors"] >= 6, "{summary:?}");
+    assert!(summary["resyncs"] >= 6, "{summary:?}");
+
+    let json = fs::read(&out).unwrap();
+    assert_printable("live --json", &json);
+    let exchanges: Vec<serde_json::Value> = String::from_utf8(json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |target: &str| {
+        exchanges
+            .iter()
+            .find(|e| e["target"] == target)
+            .unwrap_or_else(|| panic!("{target} not seen: {exchanges:?}"))
+    };
+    assert_eq!(find("/after")["status"], 200);
+    let labels = find("/labels?s=%1b%5b2J%07");
+    assert_eq!(labels["host"], "evil\\x9b31m.example");
+    assert_eq!(labels["status"], 200);
+    // Its head was seen, so the response still answers its request, marked cut short.
+    assert_eq!(find("/chunkbomb")["truncated"], true);
+
+    // The recording, read back, in each output: tables by host and by decoded query value, CSV.
+    let csv = dir.join("out.csv");
+    for (what, args) in [
+        ("table by host", vec!["-g", "host"]),
+        ("table by query:s", vec!["-g", "query:s"]),
+        ("json", vec!["--json"]),
+        ("csv", vec!["-g", "host", "--csv", csv.to_str().unwrap()]),
+    ] {
+        let o = Command::new(BIN)
+            .arg("-r")
+            .arg(&pcap)
+            .arg("--headless")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{what}");
+        assert_printable(what, &o.stdout);
+        assert_printable(&format!("{what} (stderr)"), &o.stderr);
+        let text = String::from_utf8_lossy(&o.stdout);
+        match what {
+            "table by host" => assert!(text.contains("evil\\x9b31m.example"), "{text}"),
+            "table by query:s" => assert!(text.contains("\\x1b[2J\\x07"), "{text}"),
+            _ => {}
+        }
+    }
+    let csv = fs::read(&csv).unwrap();
+    assert_printable("csv file", &csv);
+    assert!(String::from_utf8_lossy(&csv).contains("evil\\x9b31m.example"));
+}
