@@ -380,6 +380,10 @@ pub fn live(root: &Path) -> anyhow::Result<()> {
     }
     setup::run(true)?;
     setup::apt_packages(&[("wrk", "/usr/bin/wrk")])?;
+    // oha (crates.io) for the fixed request rates: Debian's wrk has no fixed-rate mode.
+    if Command::new("oha").arg("--version").output().is_err() {
+        sh(crate::cargo().args(["install", "oha", "--locked"]))?;
+    }
     sh(crate::cargo().args(["build", "--release", "-p", "http-top"]))?;
     sh(Command::new("timeout")
         .arg("600")
