@@ -116,6 +116,11 @@ pub struct Cli {
     /// Forget a connection after this many seconds without traffic
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub idle_timeout: u64,
+
+    /// Threads for reading a file headless (connections spread over them); 1 reads on one thread
+    /// [default: one per core, at most 4]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: Option<u16>,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod export;
 pub mod flow;
 pub mod headless;
 pub mod http;
+pub mod parallel;
 pub mod pipeline;
 pub mod stats;
 pub mod text;

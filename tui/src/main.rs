@@ -25,6 +25,7 @@ use http_top::{
     export,
     flow::FlowConfig,
     headless,
+    parallel::{self, Totals},
     pipeline::Pipeline,
     stats::{GroupKey, Stats},
     text, ui,
@@ -148,8 +149,18 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .duration
         .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    let ifaces = source.interfaces().to_vec();
     let mut written: io::Result<()> = Ok(());
+    let workers = parallel::workers(cli.threads.map_or_else(default_threads, usize::from));
+    if !live && !cli.packets && cli.write.is_none() && workers > 0 {
+        // A file with nothing printed per packet: connections spread over worker threads.
+        let totals = parallel::read(&mut *source, flow, workers, tick_ns, &stop, &mut stats, |e| {
+            if cli.json && written.is_ok() {
+                written = export::write_json_line(&mut out, e);
+            }
+        })?;
+        return report(cli, source, &stats, out, written, &totals);
+    }
+    let ifaces = source.interfaces().to_vec();
     let mut pcap_out: Option<export::PcapOut> = None;
     let mut drain_deadline: Option<Instant> = None;
     loop {
@@ -209,17 +220,43 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Some(w) = pcap_out {
         w.finish()?;
     }
-    if let Some(p) = source.problem() {
-        tracing::warn!("capture file ends with an unreadable record ({p}); stopping there");
-    }
     pipeline.finish(|e| {
         stats.add(&e);
         if cli.json && written.is_ok() {
             written = export::write_json_line(&mut out, &e);
         }
     });
+    let totals = Totals {
+        counters: pipeline.counters(),
+        flows: pipeline.flow_stats(),
+        http: pipeline.http_stats(),
+    };
+    report(cli, source, &stats, out, written, &totals)
+}
+
+/// Threads for reading a file when `--threads` is not given: one per core, at most four (the
+/// reader and the aggregation on one, reassembly and HTTP on the others).
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// The end of a headless run: the final table, the CSV, the summary line on stderr.
+#[expect(clippy::print_stderr, reason = "the summary line goes to stderr")]
+fn report(
+    cli: &Cli,
+    mut source: Box<dyn PacketSource + Send>,
+    stats: &Stats,
+    mut out: impl Write,
+    mut written: io::Result<()>,
+    totals: &Totals,
+) -> anyhow::Result<()> {
+    let live = cli.read.is_none();
+    let tables = !cli.packets && !cli.json;
+    if let Some(p) = source.problem() {
+        tracing::warn!("capture file ends with an unreadable record ({p}); stopping there");
+    }
     if tables && written.is_ok() {
-        written = out.write_all(headless::table(&stats, 0).as_bytes());
+        written = out.write_all(headless::table(stats, 0).as_bytes());
     }
     if written.is_ok() {
         written = out.flush();
@@ -244,7 +281,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let overflowed = stats.overflowed(0);
     eprintln!(
         "{} groups_overflowed={overflowed}",
-        summary(&mut *source, &pipeline, live)
+        summary(&mut *source, totals, live)
     );
     let _ = io::stderr().flush();
     result
@@ -277,11 +314,9 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
 }
 
 /// One line of global counters, `key=value` separated by spaces.
-fn summary(source: &mut dyn PacketSource, p: &Pipeline, live: bool) -> String {
+fn summary(source: &mut dyn PacketSource, t: &Totals, live: bool) -> String {
     let cs = source.stats();
-    let pc = p.counters();
-    let fs = p.flow_stats();
-    let hs = p.http_stats();
+    let (pc, fs, hs) = (t.counters, t.flows, t.http);
     let mut s = format!(
         "http-top: packets={} bytes={} tcp_segments={} payload_bytes={} not_tcp={} decode_errors={} \
          connections={} open={} evicted={} retransmissions={} out_of_order={} gaps={} gap_bytes={} ooo_overflows={} \

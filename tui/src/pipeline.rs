@@ -2,7 +2,7 @@
 
 use crate::{
     capture::Packet,
-    decode::{self, DecodeError},
+    decode::{self, DecodeError, Segment},
     flow::{FlowConfig, FlowStats, FlowTable},
     http::{Exchange, HttpConn, HttpHandler, HttpStats},
 };
@@ -40,6 +40,14 @@ impl Pipeline {
     }
 
     pub fn packet(&mut self, p: &Packet<'_>) {
+        if let Some(seg) = self.decode(p) {
+            self.flows.segment(p.ts_ns, &seg, &mut self.http);
+        }
+    }
+
+    /// Counts a frame and decodes it; `None` (counted) when it carries no TCP segment. With
+    /// [`Self::segment`], for feeding the segment to another pipeline ([`crate::parallel`]).
+    pub fn decode<'a>(&mut self, p: &Packet<'a>) -> Option<Segment<'a>> {
         self.counters.packets += 1;
         self.counters.bytes += p.data.len() as u64;
         // Capture clocks can step back a few microseconds; time downstream never does.
@@ -48,11 +56,23 @@ impl Pipeline {
             Ok(seg) => {
                 self.counters.tcp_segments += 1;
                 self.counters.payload_bytes += seg.payload.len() as u64;
-                self.flows.segment(p.ts_ns, &seg, &mut self.http);
+                Some(seg)
             }
-            Err(DecodeError::NotTcp) => self.counters.not_tcp += 1,
-            Err(_) => self.counters.decode_errors += 1,
+            Err(DecodeError::NotTcp) => {
+                self.counters.not_tcp += 1;
+                None
+            }
+            Err(_) => {
+                self.counters.decode_errors += 1;
+                None
+            }
         }
+    }
+
+    /// Feeds a segment another pipeline decoded (its frame is counted there).
+    pub fn segment(&mut self, ts_ns: u64, seg: &Segment<'_>) {
+        self.now_ns = self.now_ns.max(ts_ns);
+        self.flows.segment(ts_ns, seg, &mut self.http);
     }
 
     /// Ends the capture: every connection closes and what it had pending goes to `each`, with

@@ -114,6 +114,34 @@ pub struct FlowStats {
 /// A connection's two endpoints, in an order that does not depend on the direction. Compact (38
 /// bytes, against 64 for two `SocketAddr`s) because a full table holds 100 000 of them and more in
 /// its empty slots.
+impl std::ops::AddAssign for FlowStats {
+    /// Sums the counters of tables that split the connections between them.
+    fn add_assign(&mut self, o: Self) {
+        let Self {
+            connections,
+            open,
+            evicted,
+            idle_closed,
+            retransmissions,
+            out_of_order,
+            gaps,
+            gap_bytes,
+            ooo_overflows,
+            buffered_bytes,
+        } = o;
+        self.connections += connections;
+        self.open += open;
+        self.evicted += evicted;
+        self.idle_closed += idle_closed;
+        self.retransmissions += retransmissions;
+        self.out_of_order += out_of_order;
+        self.gaps += gaps;
+        self.gap_bytes += gap_bytes;
+        self.ooo_overflows += ooo_overflows;
+        self.buffered_bytes += buffered_bytes;
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
     /// IPv4 addresses as IPv4-mapped IPv6, with `v6` telling the families apart.

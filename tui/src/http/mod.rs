@@ -90,6 +90,34 @@ pub struct HttpStats {
     pub pending_overflows: u64,
 }
 
+impl std::ops::AddAssign for HttpStats {
+    /// Sums the counters of handlers that split the connections between them.
+    fn add_assign(&mut self, o: Self) {
+        let Self {
+            requests,
+            responses,
+            interim_responses,
+            unmatched_responses,
+            parse_errors,
+            truncated,
+            resyncs,
+            http2_connections,
+            tunnels,
+            pending_overflows,
+        } = o;
+        self.requests += requests;
+        self.responses += responses;
+        self.interim_responses += interim_responses;
+        self.unmatched_responses += unmatched_responses;
+        self.parse_errors += parse_errors;
+        self.truncated += truncated;
+        self.resyncs += resyncs;
+        self.http2_connections += http2_connections;
+        self.tunnels += tunnels;
+        self.pending_overflows += pending_overflows;
+    }
+}
+
 #[derive(Debug, Default)]
 struct Pending {
     line: Option<RequestLine>,

@@ -325,14 +325,15 @@ impl MessageParser {
 
     fn feed_head(&mut self, ts: u64, data: &[u8]) -> (usize, Option<Event>) {
         if self.head.is_none()
-            && let Some(end) = find_head_end(&data[..data.len().min(MAX_HEAD + 4)])
+            && let Ok(Some((end, head))) = parse_head_prefix(data)
             && end <= MAX_HEAD
         {
-            // The whole head is in this segment, as it nearly always is: parse it where it lies
-            // rather than copy it into the buffer first.
+            // The whole head is in this segment, as it nearly always is: parse it where it lies,
+            // in one pass that also finds its end. Anything else (a head split over segments, an
+            // error) takes the general path below, which reports errors only at the head's end.
             self.bytes += end as u64;
             self.last_ts = ts;
-            return self.parsed(end, parse_head(&data[..end]));
+            return self.parsed(end, Ok(head));
         }
         let buf = self.head.get_or_insert_default();
         let old = buf.len();
@@ -549,7 +550,15 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
+/// A whole head.
 fn parse_head(buf: &[u8]) -> Result<Head, ParseError> {
+    parse_head_prefix(buf)?
+        .map(|(_, h)| h)
+        .ok_or(ParseError::BadHead)
+}
+
+/// The head at the start of `buf`: its length and what it says; `None` when `buf` ends first.
+fn parse_head_prefix(buf: &[u8]) -> Result<Option<(usize, Head)>, ParseError> {
     // Uninitialised: zeroing 128 header slots for every head was measurable.
     let mut fields =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -560,23 +569,24 @@ fn parse_head(buf: &[u8]) -> Result<Head, ParseError> {
     };
     let mut head = Head::default();
     let (mut method, mut target) = (None, &b""[..]);
+    let len;
     let headers: &[httparse::Header<'_>] = if buf.starts_with(b"HTTP/") {
         let mut r = httparse::Response::new(&mut []);
-        match config.parse_response_with_uninit_headers(&mut r, buf, &mut fields) {
-            Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => return Err(ParseError::BadHead),
+        len = match config.parse_response_with_uninit_headers(&mut r, buf, &mut fields) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(fail(e)),
-        }
+        };
         head.status = r.code.ok_or(ParseError::BadHead)?;
         head.minor = r.version.ok_or(ParseError::BadHead)?;
         r.headers
     } else {
         let mut r = httparse::Request::new(&mut []);
-        match config.parse_request_with_uninit_headers(&mut r, buf, &mut fields) {
-            Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => return Err(ParseError::BadHead),
+        len = match config.parse_request_with_uninit_headers(&mut r, buf, &mut fields) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(fail(e)),
-        }
+        };
         method = Some(r.method.ok_or(ParseError::BadHead)?.as_bytes());
         target = r.path.ok_or(ParseError::BadHead)?.as_bytes();
         head.minor = r.version.ok_or(ParseError::BadHead)?;
@@ -619,7 +629,7 @@ fn parse_head(buf: &[u8]) -> Result<Head, ParseError> {
     if let Some(m) = method {
         head.request = Some(RequestLine::new(m, target, host));
     }
-    Ok(head)
+    Ok(Some((len, head)))
 }
 
 fn trim(v: &[u8]) -> &[u8] {
