@@ -153,11 +153,19 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let workers = parallel::workers(cli.threads.map_or_else(default_threads, usize::from));
     if !live && !cli.packets && cli.write.is_none() && workers > 0 {
         // A file with nothing printed per packet: connections spread over worker threads.
-        let totals = parallel::read(&mut *source, flow, workers, tick_ns, &stop, &mut stats, |e| {
-            if cli.json && written.is_ok() {
-                written = export::write_json_line(&mut out, e);
-            }
-        })?;
+        let totals = parallel::read(
+            &mut *source,
+            flow,
+            workers,
+            tick_ns,
+            &stop,
+            &mut stats,
+            |e| {
+                if cli.json && written.is_ok() {
+                    written = export::write_json_line(&mut out, e);
+                }
+            },
+        )?;
         return report(cli, source, &stats, out, written, &totals);
     }
     let ifaces = source.interfaces().to_vec();

@@ -96,11 +96,21 @@ struct Capture {
 }
 
 impl Capture {
+    /// One line per packet (`--packets`).
     fn start(ns: &Netns, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(ns, dir, "--packets", args, env)
+    }
+
+    /// One JSON line per exchange (`--json`).
+    fn start_json(ns: &Netns, dir: &Path, args: &[&str]) -> Self {
+        Self::spawn(ns, dir, "--json", args, &[])
+    }
+
+    fn spawn(ns: &Netns, dir: &Path, mode: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let out = dir.join("http-top.out");
         let err = dir.join("http-top.err");
         let mut cmd = ns.exec(BIN);
-        cmd.args(["--headless", "--packets", "--duration", "60"])
+        cmd.args(["--headless", mode, "--duration", "60"])
             .args(args);
         for (k, v) in env {
             cmd.env(k, v);
@@ -134,6 +144,18 @@ impl Capture {
             .lines()
             .map(parse_line)
             .collect()
+    }
+
+    /// [`Self::stop`], and the exchanges printed by a `--json` capture.
+    fn stop_json(self) -> (HashMap<String, u64>, Vec<serde_json::Value>) {
+        let out = self.out.clone();
+        let summary = self.stop();
+        let exchanges = fs::read_to_string(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (summary, exchanges)
     }
 
     /// Ctrl-C, then the summary counters it printed on the way out.
@@ -563,24 +585,19 @@ fn bulk_non_http_traffic_never_reaches_userspace() {
 fn ring_overflow_is_counted_and_connections_resynchronise() {
     // A 4 MiB ring (four blocks) and http-top stopped (SIGSTOP) while 80 MB of responses cross
     // the veth on one keep-alive connection: the kernel must drop. (One block would not do: the
-    // kernel drops whatever arrives while userspace holds the only block, even at a trickle.) After SIGCONT the same connection
-    // carries ten small requests and a new one five more: every one of those is counted, once,
-    // the drops are reported, the lost bytes are gaps, and nothing panics.
+    // kernel drops whatever arrives while userspace holds the only block, even at a trickle.)
+    // After SIGCONT the same connection carries ten small requests and a new one five more:
+    // every one of those is counted, once, the drops are reported, the lost bytes are gaps, and
+    // nothing panics.
     let dir = tmpdir("ring");
     let link = Link::new(243, "486a");
     let _httpd = start_server(&link.server, &dir, &[(&link.v4s, HTTP_PORT)]);
-    let err = dir.join("http-top.err");
-    let mut cmd = link.client.exec(BIN);
-    cmd.args(["--headless", "--json", "--duration", "60", "--ring-mb", "4"])
-        .args(["-i", &link.vc, "--port", &HTTP_PORT.to_string()])
-        .stdout(fs::File::create(dir.join("http-top.out")).unwrap())
-        .stderr(fs::File::create(&err).unwrap());
-    let top = Guard(cmd.spawn().expect("start http-top"));
-    wait_until("http-top to attach", Duration::from_secs(20), || {
-        fs::read_to_string(&err)
-            .unwrap_or_default()
-            .contains("capturing on")
-    });
+    let port = HTTP_PORT.to_string();
+    let top = Capture::start_json(
+        &link.client,
+        &dir,
+        &["--ring-mb", "4", "-i", &link.vc, "--port", &port],
+    );
     let script = format!(
         "import http.client, sys\n\
          c = http.client.HTTPConnection('{}', {HTTP_PORT}, timeout=30)\n\
@@ -595,7 +612,7 @@ fn ring_overflow_is_counted_and_connections_resynchronise() {
          print('done', flush=True)\n",
         link.v4s, link.v4s
     );
-    let pid = top.0.id().to_string();
+    let pid = top.pid().to_string();
     run(Command::new("kill").args(["-STOP", &pid]));
     let mut client = link.client.exec("python3");
     client
@@ -616,18 +633,10 @@ fn ring_overflow_is_counted_and_connections_resynchronise() {
     assert_eq!(line.trim(), "done");
     assert!(client.wait().unwrap().success());
     // The last ring block is handed over when it fills or times out; the drain at exit takes it.
-    let status = top.interrupt("http-top");
-    let stderr = fs::read_to_string(&err).unwrap();
-    assert!(status.success(), "http-top exited with {status}:\n{stderr}");
-    let summary = common::summary(&stderr);
+    let (summary, exchanges) = top.stop_json();
     eprintln!("summary: {summary:?}");
     assert!(summary["ring_drops"] > 0, "{summary:?}");
     assert!(summary["gaps"] > 0, "{summary:?}");
-    let exchanges: Vec<serde_json::Value> = fs::read_to_string(dir.join("http-top.out"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     for path in (0..10)
         .map(|i| format!("/after/{i}"))
         .chain((0..5).map(|i| format!("/fresh/{i}")))
@@ -680,23 +689,19 @@ fn hostile_content_is_counted_or_escaped_and_never_printed_raw() {
     wait_until("the hostile server", Duration::from_secs(10), || {
         ready.exists()
     });
-    let (out, err, pcap) = (
-        dir.join("live.json"),
-        dir.join("live.err"),
-        dir.join("hostile.pcap"),
+    let pcap = dir.join("hostile.pcap");
+    let top = Capture::start_json(
+        &link.client,
+        &dir,
+        &[
+            "--port",
+            &port,
+            "-i",
+            &link.vc,
+            "-w",
+            pcap.to_str().unwrap(),
+        ],
     );
-    let mut cmd = link.client.exec(BIN);
-    cmd.args(["--headless", "--json", "--duration", "60", "--port", &port])
-        .args(["-i", &link.vc, "-w"])
-        .arg(&pcap)
-        .stdout(fs::File::create(&out).unwrap())
-        .stderr(fs::File::create(&err).unwrap());
-    let top = Guard(cmd.spawn().unwrap());
-    wait_until("http-top to attach", Duration::from_secs(20), || {
-        fs::read_to_string(&err)
-            .unwrap_or_default()
-            .contains("capturing on")
-    });
     let sent = run(link
         .client
         .exec("python3")
@@ -714,23 +719,16 @@ fn hostile_content_is_counted_or_escaped_and_never_printed_raw() {
             "after"
         ]
     );
-    let status = top.interrupt("http-top");
-    let stderr = fs::read_to_string(&err).unwrap();
-    assert!(status.success(), "{stderr}");
-    let summary = common::summary(&stderr);
+    let out = top.out.clone();
+    let (summary, exchanges) = top.stop_json();
+    let json = fs::read(out).unwrap();
     eprintln!("summary: {summary:?}");
     // nul, esc, long, many (requests), evilstatus and the 2^64-1 chunk size (responses: sizes
     // past 2^63 are refused) cannot be parsed; each direction resynchronises.
     assert!(summary["parse_errors"] >= 6, "{summary:?}");
     assert!(summary["resyncs"] >= 6, "{summary:?}");
 
-    let json = fs::read(&out).unwrap();
     assert_printable("live --json", &json);
-    let exchanges: Vec<serde_json::Value> = String::from_utf8(json)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     let find = |target: &str| {
         exchanges
             .iter()
