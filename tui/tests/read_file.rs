@@ -221,3 +221,129 @@ fn pcapng_with_nanosecond_resolution_reads_like_the_pcap_it_came_from() {
     assert_eq!(strip(&a.stdout), strip(&b.stdout));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What a broken file gives: a clear error (exit 1, one line naming the problem) when nothing in it
+/// can be read, else what could be read with the rest counted (exit 0); never a panic.
+#[test]
+fn broken_files_are_clear_errors_or_partial_results() {
+    let dir = std::env::temp_dir().join(format!("http-top-broken-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let header = |link: u32| {
+        let mut h = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        h.extend_from_slice(&[0; 8]);
+        h.extend_from_slice(&65535u32.to_le_bytes());
+        h.extend_from_slice(&link.to_le_bytes());
+        h
+    };
+    let record = |frame: &[u8]| {
+        let mut r = vec![0; 8];
+        r.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        r.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        r.extend_from_slice(frame);
+        r
+    };
+    let run = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = Command::new(BIN)
+            .arg("-r")
+            .arg(&path)
+            .arg("--headless")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        (out.status.code(), err)
+    };
+
+    for (name, bytes, says) in [
+        (
+            "empty.pcap",
+            vec![],
+            "too short to be a capture file (0 bytes)",
+        ),
+        (
+            "cut-header.pcap",
+            header(1)[..10].to_vec(),
+            "bad pcap header",
+        ),
+        ("wifi.pcap", header(105), "is not supported"),
+        (
+            "cut-ng-header.pcapng",
+            vec![0x0a, 0x0d, 0x0d, 0x0a, 28, 0],
+            "bad pcapng header",
+        ),
+    ] {
+        let (code, err) = run(name, &bytes);
+        assert_eq!(code, Some(1), "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+    }
+
+    let (code, err) = run("header-only.pcap", &header(1));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(common::summary(&err)["packets"], 0);
+
+    // Frames shorter than their own headers: Ethernet cut, IPv4 cut, TCP cut. Counted, skipped,
+    // and the valid frame after them still decodes.
+    let ip = vec![
+        0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
+    let mut tcp = vec![
+        0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff,
+    ];
+    tcp.extend_from_slice(&[0; 4]);
+    let eth = |rest: &[u8]| [&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0][..], rest].concat();
+    let mut file = header(1);
+    file.extend(record(&eth(&[])[..10]));
+    file.extend(record(&eth(&ip[..12])));
+    file.extend(record(&eth(&[&ip[..], &tcp[..10]].concat())));
+    file.extend(record(&eth(&[&ip[..], &tcp[..]].concat())));
+    let (code, err) = run("short-frames.pcap", &file);
+    assert_eq!(code, Some(0), "{err}");
+    let s = common::summary(&err);
+    assert_eq!(
+        (s["packets"], s["decode_errors"], s["tcp_segments"]),
+        (4, 3, 1),
+        "{err}"
+    );
+
+    // pcapng cut in the middle of its last block: what came before is read, the cut counted.
+    let demo_ng = {
+        use pcap_file::{
+            DataLink,
+            pcapng::{
+                PcapNgWriter,
+                blocks::{
+                    enhanced_packet::EnhancedPacketBlock,
+                    interface_description::InterfaceDescriptionBlock,
+                },
+            },
+        };
+        let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+        w.write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: DataLink::ETHERNET,
+            snaplen: 0,
+            options: vec![],
+        })
+        .unwrap();
+        let frame = eth(&[&ip[..], &tcp[..]].concat());
+        for _ in 0..3 {
+            w.write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: std::time::Duration::ZERO,
+                original_len: frame.len() as u32,
+                data: std::borrow::Cow::Borrowed(&frame),
+                options: vec![],
+            })
+            .unwrap();
+        }
+        w.into_inner()
+    };
+    let (code, err) = run("cut.pcapng", &demo_ng[..demo_ng.len() - 5]);
+    assert_eq!(code, Some(0), "{err}");
+    let s = common::summary(&err);
+    assert_eq!((s["packets"], s["bad_records"]), (2, 1), "{err}");
+    assert!(err.contains("unreadable record"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
