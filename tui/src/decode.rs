@@ -35,6 +35,16 @@ pub struct Segment<'a> {
 }
 
 /// Why a frame did not yield a TCP segment. Small and `Copy`: these are counted, not logged.
+impl Segment<'_> {
+    /// The segment without its payload, free of the frame's lifetime.
+    pub fn head(&self) -> Segment<'static> {
+        Segment {
+            payload: &[],
+            ..*self
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
     /// The link-layer header is cut short.
@@ -63,10 +73,12 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Segment<'_>, DecodeError> 
         LinkType::Null | LinkType::Loop => Some(4),
         LinkType::LinuxSll | LinkType::LinuxSll2 => None,
     };
-    match ip_at {
-        Some(at) => decode_ip(frame.get(at..).ok_or(DecodeError::Link)?),
-        None => decode_sliced(link, frame),
+    if let Some(at) = ip_at
+        && let Some(r) = decode_ip(frame.get(at..).ok_or(DecodeError::Link)?)
+    {
+        return r;
     }
+    decode_sliced(link, frame)
 }
 
 /// Any frame, through etherparse's whole-packet slicer.
@@ -125,9 +137,13 @@ fn decode_sliced(link: LinkType, frame: &[u8]) -> Result<Segment<'_>, DecodeErro
 }
 
 /// An IP packet, as the whole-packet slicer would take it: a bad IP header is a network error, a
-/// bad extension header a transport error, a fragment or another protocol not TCP.
-fn decode_ip(bytes: &[u8]) -> Result<Segment<'_>, DecodeError> {
-    let (ip, ext_err) = LaxIpSlice::from_slice(bytes).map_err(|_| DecodeError::Network)?;
+/// bad extension header a transport error.
+/// `None` for a packet that is not TCP, for the whole-packet slicer to classify.
+fn decode_ip(bytes: &[u8]) -> Option<Result<Segment<'_>, DecodeError>> {
+    let (ip, ext_err) = match LaxIpSlice::from_slice(bytes) {
+        Ok(x) => x,
+        Err(_) => return Some(Err(DecodeError::Network)),
+    };
     let (src, dst): (IpAddr, IpAddr) = match &ip {
         LaxIpSlice::Ipv4(v4) => (
             v4.header().source_addr().into(),
@@ -139,14 +155,19 @@ fn decode_ip(bytes: &[u8]) -> Result<Segment<'_>, DecodeError> {
         ),
     };
     if ext_err.is_some() {
-        return Err(DecodeError::Transport);
+        return Some(Err(DecodeError::Transport));
     }
     let payload = ip.payload();
     if payload.fragmented || payload.ip_number != ip_number::TCP {
-        return Err(DecodeError::NotTcp);
+        // Not TCP: rare enough to take the slicer's word for what else it is (a frame the slicer
+        // fails on above TCP is an error, not "not TCP").
+        return None;
     }
-    let tcp = TcpSlice::from_slice(payload.payload).map_err(|_| DecodeError::Transport)?;
-    Ok(segment(src, dst, &tcp))
+    Some(
+        TcpSlice::from_slice(payload.payload)
+            .map(|tcp| segment(src, dst, &tcp))
+            .map_err(|_| DecodeError::Transport),
+    )
 }
 
 fn segment<'a>(src: IpAddr, dst: IpAddr, tcp: &TcpSlice<'a>) -> Segment<'a> {

@@ -184,6 +184,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         // While draining, wait just longer than the ring takes to hand over a partly filled block.
         let wait = if stopping { DRAIN_WAIT } else { POLL };
+        let mut closing = None;
         match source.next_packet(wait)? {
             Next::Packet(p) => {
                 if cli.packets {
@@ -197,12 +198,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                         w.write(&p)?;
                     }
                 }
-                pipeline.packet(&p);
+                closing = pipeline.packet(&p);
             }
             // Quiet moment: show what we have.
             Next::Idle if stopping => break,
             Next::Idle => written = out.flush(),
             Next::End => break,
+        }
+        if let Some(seg) = closing {
+            source.observe(&seg);
         }
         // Rates tick on capture time, so a file shows the rates it had when it was captured.
         let now = pipeline.now_ns();

@@ -39,10 +39,13 @@ impl Pipeline {
         }
     }
 
-    pub fn packet(&mut self, p: &Packet<'_>) {
-        if let Some(seg) = self.decode(p) {
-            self.flows.segment(p.ts_ns, &seg, &mut self.http);
-        }
+    /// One frame through every layer. Returns the segment's head when it closes a connection
+    /// (FIN or RST), for the live source to forget it in the kernel (see
+    /// [`crate::capture::PacketSource::observe`]); the frame is decoded once, here.
+    pub fn packet(&mut self, p: &Packet<'_>) -> Option<Segment<'static>> {
+        let seg = self.decode(p)?;
+        self.flows.segment(p.ts_ns, &seg, &mut self.http);
+        (seg.flags & (decode::tcp_flags::FIN | decode::tcp_flags::RST) != 0).then(|| seg.head())
     }
 
     /// Counts a frame and decodes it; `None` (counted) when it carries no TCP segment. With

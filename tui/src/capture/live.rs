@@ -24,7 +24,7 @@ use anyhow::{Context, bail};
 use super::{CaptureStats, Direction, LinkType, Next, Packet, PacketSource};
 use crate::{
     bpf::{KernelFilter, NEED_ROOT},
-    decode,
+    decode::Segment,
 };
 
 /// Ring geometry. Blocks must hold the largest frame (GSO super-frames on veth and bridges reach
@@ -431,12 +431,11 @@ impl PacketSource for LiveSource {
             return Ok(Next::Idle);
         };
         self.packets += 1;
-        let pkt = self.rings[r].packet_at(off, r);
-        // Close tracking for the kernel map sees every kept packet, whatever the consumer does.
-        if let Ok(seg) = decode::decode(pkt.link, pkt.data) {
-            self.filter.observe(&seg);
-        }
-        Ok(Next::Packet(pkt))
+        Ok(Next::Packet(self.rings[r].packet_at(off, r)))
+    }
+
+    fn observe(&mut self, closing: &Segment<'_>) {
+        self.filter.observe(closing);
     }
 
     fn interfaces(&self) -> &[String] {

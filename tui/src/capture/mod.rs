@@ -98,4 +98,8 @@ pub trait PacketSource {
     fn progress(&self) -> Option<f64> {
         None
     }
+    /// A segment that closes a connection (FIN or RST), as decoded by the consumer: the live
+    /// source forgets closed connections in the kernel's table. Every consumer of a live source
+    /// passes on what [`crate::pipeline::Pipeline::packet`] returns.
+    fn observe(&mut self, _closing: &crate::decode::Segment<'_>) {}
 }

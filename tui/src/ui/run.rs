@@ -142,6 +142,7 @@ fn capture(
     let mut first_ts: Option<u64> = None;
     let mut last_ts: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
+        let mut closing = None;
         let now = match source.next_packet(POLL)? {
             Next::Packet(p) => {
                 let ts = p.ts_ns.saturating_add(offset);
@@ -163,7 +164,7 @@ fn capture(
                 if !out.clock(ts.max(pipeline.now_ns())) {
                     return Ok(());
                 }
-                pipeline.packet(&Packet { ts_ns: ts, ..p });
+                closing = pipeline.packet(&Packet { ts_ns: ts, ..p });
                 out.pending.extend(pipeline.drain());
                 pipeline.now_ns()
             }
@@ -205,6 +206,9 @@ fn capture(
                 continue;
             }
         };
+        if let Some(seg) = closing {
+            source.observe(&seg);
+        }
         if last_health.elapsed() >= Duration::from_secs(1) || out.health.packets == 0 {
             last_health = Instant::now();
             out.health = health_of(&mut *source, &pipeline);
