@@ -37,7 +37,8 @@ enum Cmd {
     },
     /// Setup, then fmt check, clippy, unit tests and the root-only end-to-end tests
     Test,
-    /// rustfmt check and clippy (-D warnings) on the userspace crates and on the eBPF crate
+    /// rustfmt check and clippy (-D warnings) on the userspace crates, the eBPF crate and the fuzz
+    /// targets
     Lint,
     /// Pipeline benchmarks (criterion) on a large capture of real traffic, recorded on first use
     /// (needs root for that; without root, the bundled demo is used)
