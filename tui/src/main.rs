@@ -333,7 +333,7 @@ fn summary(source: &mut dyn PacketSource, t: &Totals, live: bool) -> String {
         "http-top: packets={} bytes={} tcp_segments={} payload_bytes={} not_tcp={} decode_errors={} \
          connections={} open={} evicted={} retransmissions={} out_of_order={} gaps={} gap_bytes={} ooo_overflows={} \
          requests={} responses={} interim={} unmatched_responses={} parse_errors={} truncated={} resyncs={} \
-         http2={} tunnels={}",
+         http2={} tunnels={} lost_responses={}",
         pc.packets,
         pc.bytes,
         pc.tcp_segments,
@@ -357,6 +357,7 @@ fn summary(source: &mut dyn PacketSource, t: &Totals, live: bool) -> String {
         hs.resyncs,
         hs.http2_connections,
         hs.tunnels,
+        hs.lost_responses,
     );
     if live {
         s += &format!(

@@ -89,6 +89,10 @@ pub trait Handler {
     fn on_gap(&mut self, c: &mut Self::Conn, info: &ConnInfo, dir: usize, len: u64, ts_ns: u64);
     /// The connection is gone; no more calls for it.
     fn on_close(&mut self, c: &mut Self::Conn, info: &ConnInfo, reason: CloseReason, ts_ns: u64);
+    /// The sender of direction `dir` acknowledges the other direction up to `offset` bytes from
+    /// its start (gaps included), as of the segment whose bytes come next. Lets the layer above
+    /// know what a sender had received when it sent something.
+    fn on_ack(&mut self, _c: &mut Self::Conn, _dir: usize, _offset: u64) {}
 }
 
 /// Reassembly counters.
@@ -368,6 +372,10 @@ impl<C: Default> FlowTable<C> {
             let Conn { streams, state, .. } = &mut **conn;
             let [s0, s1] = streams;
             let (this, other) = if dir == 0 { (s0, s1) } else { (s1, s0) };
+            if seg.flags & tcp_flags::ACK != 0 && other.next != UNSET {
+                // Offsets count from the stream's first byte, which unwraps to 2^32.
+                h.on_ack(state, dir, other.unwrap(seg.ack).saturating_sub(1 << 32));
+            }
             let mut ctx = Ctx {
                 cfg: &self.cfg,
                 stats: &mut self.stats,
@@ -379,12 +387,17 @@ impl<C: Default> FlowTable<C> {
             if seg.flags & tcp_flags::RST != 0 {
                 true
             } else {
-                ctx.receive(this, ts_ns, seg, state, h);
                 // The other side acknowledging bytes we never captured means they are lost to us.
+                // First: the sender had them before it sent this segment, so what they unblock
+                // (a request buffered behind the hole) comes before this segment's bytes (the
+                // response to it) — found by the ring overflow test, where a response was paired
+                // before the request that a lost stretch had held back.
                 if seg.flags & tcp_flags::ACK != 0 {
                     ctx.dir = 1 - dir;
                     ctx.acked(other, ts_ns, seg.ack, state, h);
+                    ctx.dir = dir;
                 }
+                ctx.receive(this, ts_ns, seg, state, h);
                 this.closed && other.closed
             }
         };

@@ -9,6 +9,14 @@
 //!   HTTP/2 connection preface marks the connection HTTP/2 and it is ignored.
 //! - After a gap or a parse error the direction resynchronises on the next segment that starts a
 //!   message; a gap inside a body of known length loses nothing.
+//! - A response lost whole in a gap would leave its request first in the queue, and every later
+//!   response paired one request too early. TCP says when that happened: each request remembers
+//!   how much of the response stream the client had acknowledged when it sent it. When a response
+//!   starts at offset S after a gap in the response stream, and the request after the first one
+//!   was sent having received more response bytes than when the first was sent (after the
+//!   previous response had ended), and no more than S, then the first request's response began
+//!   before S: it was lost, and the request is emitted unanswered (truncated) instead of taking
+//!   this response. Positions are 32-bit and compared as TCP compares sequence numbers.
 
 pub mod parser;
 
@@ -88,6 +96,8 @@ pub struct HttpStats {
     pub http2_connections: u64,
     pub tunnels: u64,
     pub pending_overflows: u64,
+    /// Requests whose response was lost in a gap (found from the client's acknowledgements).
+    pub lost_responses: u64,
 }
 
 impl std::ops::AddAssign for HttpStats {
@@ -104,6 +114,7 @@ impl std::ops::AddAssign for HttpStats {
             http2_connections,
             tunnels,
             pending_overflows,
+            lost_responses,
         } = o;
         self.requests += requests;
         self.responses += responses;
@@ -115,12 +126,17 @@ impl std::ops::AddAssign for HttpStats {
         self.http2_connections += http2_connections;
         self.tunnels += tunnels;
         self.pending_overflows += pending_overflows;
+        self.lost_responses += lost_responses;
     }
 }
 
 #[derive(Debug, Default)]
 struct Pending {
     line: Option<RequestLine>,
+    /// Response-stream offset the client had acknowledged when it sent the request's first byte.
+    resp_seen: u32,
+    /// The response stream's gap count then.
+    resp_gaps: u8,
     first_ns: u64,
     last_ns: u64,
     bytes: u64,
@@ -153,12 +169,29 @@ pub struct HttpConn {
     pending: VecDeque<Pending>,
     response: Response,
     mode: Mode,
+    /// Bytes delivered per direction, gaps included (mod 2^32).
+    pos: [u32; 2],
+    /// What the sender of each direction last acknowledged of the other (offset, mod 2^32).
+    acked: [u32; 2],
+    /// Gaps in the response direction so far (wrapping).
+    resp_gaps: u8,
+    /// Start of the response in progress, and end of the last response that ended in order.
+    resp_start: u32,
+    last_end: u32,
+    last_end_known: bool,
+}
+
+/// `a <= b` for positions that wrap at 2^32 and lie within 2 GiB of each other.
+fn seq_le(a: u32, b: u32) -> bool {
+    b.wrapping_sub(a) as i32 >= 0
 }
 
 /// Collects exchanges from every connection.
 #[derive(Debug, Default)]
 pub struct HttpHandler {
     pub stats: HttpStats,
+    /// Offset in its direction of the byte the parser is at, while `on_data` feeds it.
+    cursor: u32,
     /// Finished exchanges, in completion order; drained by the caller.
     pub exchanges: Vec<Exchange>,
 }
@@ -218,9 +251,16 @@ impl HttpHandler {
                     c.pending.push_back(Pending {
                         first_ns: ts,
                         last_ns: ts,
+                        resp_seen: c.acked[dir],
+                        resp_gaps: c.resp_gaps,
                         ..Pending::default()
                     });
                 } else {
+                    let start = self.cursor;
+                    if c.response.interim_bytes == 0 {
+                        self.drop_lost(c, info, start);
+                    }
+                    c.resp_start = start;
                     // The first byte of this response; for a final response after interim ones,
                     // this is its own first byte, which is what TTFB measures.
                     c.response.first_ns = ts;
@@ -256,6 +296,8 @@ impl HttpHandler {
                     c.response.interim_bytes += bytes;
                     c.response.interim = false;
                 } else {
+                    c.last_end = c.resp_start.wrapping_add(bytes as u32);
+                    c.last_end_known = true;
                     let req = c.pending.pop_front();
                     let total = bytes + c.response.interim_bytes;
                     let status = Some(c.response.status);
@@ -280,6 +322,8 @@ impl HttpHandler {
                 if from_client {
                     return;
                 }
+                // Where this response really ended is unknown now.
+                c.last_end_known = false;
                 if c.response.status != 0 && !c.response.interim {
                     // The response's head was seen: it answered the front request, even if its
                     // body was cut. Keep the pairing aligned.
@@ -291,6 +335,26 @@ impl HttpHandler {
                 }
                 c.response = Response::default();
             }
+        }
+    }
+
+    /// Emits, unanswered, the first waiting requests whose responses the client's
+    /// acknowledgements show were lost before a response starting at `start` (see the module
+    /// notes).
+    fn drop_lost(&mut self, c: &mut HttpConn, info: &ConnInfo, start: u32) {
+        while c.last_end_known && c.pending.len() >= 2 {
+            let (first, next) = (&c.pending[0], &c.pending[1]);
+            let lost = first.resp_gaps != c.resp_gaps
+                && seq_le(c.last_end, first.resp_seen)
+                && first.resp_seen != next.resp_seen
+                && seq_le(first.resp_seen, next.resp_seen)
+                && seq_le(next.resp_seen, start);
+            if !lost {
+                break;
+            }
+            self.stats.lost_responses += 1;
+            let req = c.pending.pop_front();
+            self.emit(c, info, req, None, (0, 0), true);
         }
     }
 
@@ -358,7 +422,13 @@ impl HttpHandler {
 impl Handler for HttpHandler {
     type Conn = HttpConn;
 
+    fn on_ack(&mut self, c: &mut HttpConn, dir: usize, offset: u64) {
+        c.acked[dir] = offset as u32;
+    }
+
     fn on_data(&mut self, c: &mut HttpConn, info: &ConnInfo, dir: usize, ts: u64, data: &[u8]) {
+        let base = c.pos[dir];
+        c.pos[dir] = base.wrapping_add(data.len() as u32);
         if c.mode == Mode::Ignored {
             return;
         }
@@ -379,12 +449,17 @@ impl Handler for HttpHandler {
             at_start = false;
             rest = &rest[n..];
             if let Some(ev) = ev {
+                self.cursor = base.wrapping_add((data.len() - rest.len()) as u32);
                 self.event(c, info, dir, ev);
             }
         }
     }
 
     fn on_gap(&mut self, c: &mut HttpConn, info: &ConnInfo, dir: usize, len: u64, ts: u64) {
+        c.pos[dir] = c.pos[dir].wrapping_add(len as u32);
+        if c.client.is_some_and(|client| usize::from(client) != dir) {
+            c.resp_gaps = c.resp_gaps.wrapping_add(1);
+        }
         if c.mode == Mode::Ignored {
             return;
         }

@@ -118,6 +118,30 @@ impl Conv {
     fn client(&mut self, data: &[u8]) {
         self.send(0, 0, data);
     }
+    /// A segment acknowledging everything the other side has sent, as a real peer would.
+    fn acked(&mut self, dir: usize, data: &[u8]) {
+        let ack = self.seq[1 - dir];
+        let (src, dst): (SocketAddr, SocketAddr) = if dir == 0 {
+            (C.parse().unwrap(), S.parse().unwrap())
+        } else {
+            (S.parse().unwrap(), C.parse().unwrap())
+        };
+        self.ts += 1000;
+        let seg = Segment {
+            src,
+            dst,
+            seq: self.seq[dir],
+            ack,
+            flags: tcp_flags::ACK,
+            payload: data,
+        };
+        self.t.segment(self.ts, &seg, &mut self.h);
+        self.seq[dir] = self.seq[dir].wrapping_add(data.len() as u32);
+    }
+    /// Bytes sent but never captured.
+    fn lost(&mut self, dir: usize, data: &[u8]) {
+        self.seq[dir] = self.seq[dir].wrapping_add(data.len() as u32);
+    }
     fn server(&mut self, data: &[u8]) {
         self.send(1, 0, data);
     }
@@ -312,4 +336,60 @@ mod no_panic {
             prop_assert!(p.flow_stats().open == 0);
         }
     }
+}
+
+fn ok(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes()
+}
+
+/// Keep-alive, one request at a time; the second response is never captured. The client's
+/// acknowledgement on the third request shows the second response came and went, so the third
+/// response pairs with the third request, and the second is reported lost.
+#[test]
+fn a_response_lost_whole_in_a_gap_does_not_shift_pairing() {
+    let mut c = Conv::new();
+    c.acked(0, &get("/1"));
+    c.acked(1, &ok("one"));
+    c.acked(0, &get("/2"));
+    c.lost(1, &ok("two"));
+    c.acked(0, &get("/3"));
+    c.acked(1, &ok("three"));
+    let (ex, st) = c.done();
+    let got: Vec<(&str, Option<u16>, bool)> = ex
+        .iter()
+        .map(|e| (s(e.target()), e.status, e.truncated))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/1", Some(200), false),
+            ("/2", None, true),
+            ("/3", Some(200), false)
+        ]
+    );
+    assert_eq!(ex[2].resp_bytes, ok("three").len() as u64);
+    assert_eq!(st.lost_responses, 1);
+}
+
+/// Pipelined requests sent together carry the same acknowledgement: when the first response is
+/// lost, nothing tells which request the next one answers, so nothing is dropped (first in,
+/// first out, as before).
+#[test]
+fn pipelined_requests_are_not_guessed_at() {
+    let mut c = Conv::new();
+    c.acked(0, &[get("/1"), get("/2")].concat());
+    c.lost(1, &ok("one"));
+    c.acked(1, &ok("two"));
+    c.acked(0, &get("/3"));
+    c.acked(1, &ok("three"));
+    let (_, st) = c.done();
+    assert_eq!(st.lost_responses, 0);
 }
