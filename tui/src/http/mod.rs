@@ -148,7 +148,9 @@ struct Response {
     first_ns: u64,
     status: u16,
     interim: bool,
-    interim_bytes: u64,
+    /// Bytes of interim (1xx) responses so far: small heads, so 32 bits keep the connection
+    /// 8 bytes smaller.
+    interim_bytes: u32,
     tunnel: bool,
 }
 
@@ -171,12 +173,13 @@ pub struct HttpConn {
     mode: Mode,
     /// Bytes delivered per direction, gaps included (mod 2^32).
     pos: [u32; 2],
-    /// What the sender of each direction last acknowledged of the other (offset, mod 2^32).
-    acked: [u32; 2],
+    /// What the client last acknowledged of the responses (offset, mod 2^32); before the client
+    /// is known, what either side last acknowledged.
+    acked: u32,
     /// Gaps in the response direction so far (wrapping).
     resp_gaps: u8,
-    /// Start of the response in progress, and end of the last response that ended in order.
-    resp_start: u32,
+    /// End of the last response that ended in order; while a response is in progress, its start
+    /// (the end is the start plus its size).
     last_end: u32,
     last_end_known: bool,
 }
@@ -251,7 +254,7 @@ impl HttpHandler {
                     c.pending.push_back(Pending {
                         first_ns: ts,
                         last_ns: ts,
-                        resp_seen: c.acked[dir],
+                        resp_seen: c.acked,
                         resp_gaps: c.resp_gaps,
                         ..Pending::default()
                     });
@@ -260,7 +263,7 @@ impl HttpHandler {
                     if c.response.interim_bytes == 0 {
                         self.drop_lost(c, info, start);
                     }
-                    c.resp_start = start;
+                    c.last_end = start;
                     // The first byte of this response; for a final response after interim ones,
                     // this is its own first byte, which is what TTFB measures.
                     c.response.first_ns = ts;
@@ -293,13 +296,15 @@ impl HttpHandler {
                     }
                 } else if c.response.interim {
                     self.stats.interim_responses += 1;
-                    c.response.interim_bytes += bytes;
+                    c.response.interim_bytes =
+                        c.response.interim_bytes.saturating_add(bytes as u32);
+                    c.last_end = c.last_end.wrapping_add(bytes as u32);
                     c.response.interim = false;
                 } else {
-                    c.last_end = c.resp_start.wrapping_add(bytes as u32);
+                    c.last_end = c.last_end.wrapping_add(bytes as u32);
                     c.last_end_known = true;
                     let req = c.pending.pop_front();
-                    let total = bytes + c.response.interim_bytes;
+                    let total = bytes + u64::from(c.response.interim_bytes);
                     let status = Some(c.response.status);
                     let tunnel = c.response.tunnel;
                     self.emit(c, info, req, status, (ts, total), false);
@@ -330,7 +335,7 @@ impl HttpHandler {
                     let req = c.pending.pop_front();
                     let status = Some(c.response.status);
                     let last = c.response.first_ns.max(c.parsers[dir].last_ts());
-                    let bytes = c.response.interim_bytes + c.parsers[dir].failed_bytes();
+                    let bytes = u64::from(c.response.interim_bytes) + c.parsers[dir].failed_bytes();
                     self.emit(c, info, req, status, (last, bytes), true);
                 }
                 c.response = Response::default();
@@ -423,7 +428,9 @@ impl Handler for HttpHandler {
     type Conn = HttpConn;
 
     fn on_ack(&mut self, c: &mut HttpConn, dir: usize, offset: u64) {
-        c.acked[dir] = offset as u32;
+        if c.client.is_none_or(|client| usize::from(client) == dir) {
+            c.acked = offset as u32;
+        }
     }
 
     fn on_data(&mut self, c: &mut HttpConn, info: &ConnInfo, dir: usize, ts: u64, data: &[u8]) {
