@@ -97,6 +97,9 @@ impl Conv {
         }
     }
     fn send(&mut self, dir: usize, flags: u8, data: &[u8]) {
+        self.send_acking(dir, flags, 0, data);
+    }
+    fn send_acking(&mut self, dir: usize, flags: u8, ack: u32, data: &[u8]) {
         let (src, dst): (SocketAddr, SocketAddr) = if dir == 0 {
             (C.parse().unwrap(), S.parse().unwrap())
         } else {
@@ -107,7 +110,7 @@ impl Conv {
             src,
             dst,
             seq: self.seq[dir],
-            ack: 0,
+            ack,
             flags,
             payload: data,
         };
@@ -120,23 +123,7 @@ impl Conv {
     }
     /// A segment acknowledging everything the other side has sent, as a real peer would.
     fn acked(&mut self, dir: usize, data: &[u8]) {
-        let ack = self.seq[1 - dir];
-        let (src, dst): (SocketAddr, SocketAddr) = if dir == 0 {
-            (C.parse().unwrap(), S.parse().unwrap())
-        } else {
-            (S.parse().unwrap(), C.parse().unwrap())
-        };
-        self.ts += 1000;
-        let seg = Segment {
-            src,
-            dst,
-            seq: self.seq[dir],
-            ack,
-            flags: tcp_flags::ACK,
-            payload: data,
-        };
-        self.t.segment(self.ts, &seg, &mut self.h);
-        self.seq[dir] = self.seq[dir].wrapping_add(data.len() as u32);
+        self.send_acking(dir, tcp_flags::ACK, self.seq[1 - dir], data);
     }
     /// Bytes sent but never captured.
     fn lost(&mut self, dir: usize, data: &[u8]) {
