@@ -158,7 +158,10 @@ fn lint() -> anyhow::Result<()> {
         "warnings",
     ]))?;
     // The fuzz targets live in their own workspace, outside the one above: check they still build
-    // against the library's current API.
+    // against the library's current API. libfuzzer-sys compiles libFuzzer, which needs g++.
+    if !std::path::Path::new("/usr/bin/g++").exists() {
+        bail!("checking the fuzz targets needs g++: sudo -E cargo xtask setup --test-deps");
+    }
     sh(Command::new("rustup").args([
         "run",
         "nightly",
