@@ -137,8 +137,8 @@ fn decode_sliced(link: LinkType, frame: &[u8]) -> Result<Segment<'_>, DecodeErro
 }
 
 /// An IP packet, as the whole-packet slicer would take it: a bad IP header is a network error, a
-/// bad extension header a transport error.
-/// `None` for a packet that is not TCP, for the whole-packet slicer to classify.
+/// bad extension header a transport error. `None` for a packet that is not TCP, for the slicer to
+/// classify.
 fn decode_ip(bytes: &[u8]) -> Option<Result<Segment<'_>, DecodeError>> {
     let (ip, ext_err) = match LaxIpSlice::from_slice(bytes) {
         Ok(x) => x,

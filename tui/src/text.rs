@@ -8,23 +8,14 @@ use std::fmt::Write as _;
 /// terminal's state, and it can be read back unambiguously.
 #[must_use]
 pub fn printable(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len());
-    printable_into(bytes, &mut s);
-    s
-}
-
-/// [`printable`], appended to `s`.
-pub fn printable_into(bytes: &[u8], s: &mut String) {
-    // Most labels are plain ASCII: take them in one piece.
-    if let Some(plain) = bytes
+    // Most are plain ASCII (every field of every exchange with --json): taken in one piece.
+    if bytes
         .iter()
         .all(|&b| (0x20..=0x7e).contains(&b) && b != b'\\')
-        .then(|| std::str::from_utf8(bytes).ok())
-        .flatten()
     {
-        s.push_str(plain);
-        return;
+        return String::from_utf8_lossy(bytes).into_owned();
     }
+    let mut s = String::with_capacity(bytes.len());
     for &b in bytes {
         match b {
             b'\\' => s.push_str("\\\\"),
@@ -34,6 +25,7 @@ pub fn printable_into(bytes: &[u8], s: &mut String) {
             }
         }
     }
+    s
 }
 
 /// Cuts `s` to `width` characters, ending in an ellipsis when it was longer: names in tables are

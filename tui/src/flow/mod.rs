@@ -115,9 +115,6 @@ pub struct FlowStats {
     pub buffered_bytes: u64,
 }
 
-/// A connection's two endpoints, in an order that does not depend on the direction. Compact (38
-/// bytes, against 64 for two `SocketAddr`s) because a full table holds 100 000 of them and more in
-/// its empty slots.
 impl std::ops::AddAssign for FlowStats {
     /// Sums the counters of tables that split the connections between them.
     fn add_assign(&mut self, o: Self) {
@@ -146,6 +143,9 @@ impl std::ops::AddAssign for FlowStats {
     }
 }
 
+/// A connection's two endpoints, in an order that does not depend on the direction. Compact (38
+/// bytes, against 64 for two `SocketAddr`s) because a full table holds 100 000 of them and more in
+/// its empty slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
     /// IPv4 addresses as IPv4-mapped IPv6, with `v6` telling the families apart.

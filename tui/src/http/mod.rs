@@ -298,7 +298,6 @@ impl HttpHandler {
                     self.stats.interim_responses += 1;
                     c.response.interim_bytes =
                         c.response.interim_bytes.saturating_add(bytes as u32);
-                    c.last_end = c.last_end.wrapping_add(bytes as u32);
                     c.response.interim = false;
                 } else {
                     c.last_end = c.last_end.wrapping_add(bytes as u32);

@@ -568,7 +568,8 @@ fn parse_head_prefix(buf: &[u8]) -> Result<Option<(usize, Head)>, ParseError> {
         _ => ParseError::BadHead,
     };
     let mut head = Head::default();
-    let (mut method, mut target) = (None, &b""[..]);
+    // Method and target, for a request.
+    let mut request_line = None;
     let len;
     let headers: &[httparse::Header<'_>] = if buf.starts_with(b"HTTP/") {
         let mut r = httparse::Response::new(&mut []);
@@ -587,8 +588,10 @@ fn parse_head_prefix(buf: &[u8]) -> Result<Option<(usize, Head)>, ParseError> {
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(fail(e)),
         };
-        method = Some(r.method.ok_or(ParseError::BadHead)?.as_bytes());
-        target = r.path.ok_or(ParseError::BadHead)?.as_bytes();
+        request_line = Some((
+            r.method.ok_or(ParseError::BadHead)?.as_bytes(),
+            r.path.ok_or(ParseError::BadHead)?.as_bytes(),
+        ));
         head.minor = r.version.ok_or(ParseError::BadHead)?;
         r.headers
     };
@@ -626,9 +629,7 @@ fn parse_head_prefix(buf: &[u8]) -> Result<Option<(usize, Head)>, ParseError> {
                 .any(|t| trim(t).eq_ignore_ascii_case(b"close"));
         }
     }
-    if let Some(m) = method {
-        head.request = Some(RequestLine::new(m, target, host));
-    }
+    head.request = request_line.map(|(method, target)| RequestLine::new(method, target, host));
     Ok(Some((len, head)))
 }
 

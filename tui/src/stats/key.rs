@@ -150,19 +150,16 @@ impl GroupKey {
                     return;
                 };
                 let target = line.target();
+                // A decoded query value may be a new string; it lives here.
+                let query;
                 let value = match self {
                     Self::Host => line.host(),
                     Self::Method => Some(line.method()),
                     Self::Path => Some(path_of(target)),
                     Self::PathPrefix(n) => Some(path_prefix(path_of(target), *n)),
                     Self::Query(name) => {
-                        return match query_param(target, name) {
-                            Some(v) => {
-                                out.push(TAG_VALUE);
-                                out.extend_from_slice(v.as_bytes());
-                            }
-                            None => out.push(TAG_UNSPECIFIED),
-                        };
+                        query = query_param(target, name);
+                        query.as_deref().map(str::as_bytes)
                     }
                     _ => unreachable!("outer match"),
                 };
