@@ -24,10 +24,9 @@ use http_top::{
     cli::Cli,
     export,
     flow::FlowConfig,
-    headless,
-    parallel::{self, Totals},
-    pipeline::Pipeline,
-    stats::{GroupKey, Stats},
+    headless, parallel,
+    pipeline::{Pipeline, Totals},
+    stats::{GroupKey, Stats, Ticker},
     text, ui,
 };
 
@@ -136,13 +135,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         return ui::run::run(app, source, opts, &stop);
     }
     let mut stats = stats;
-    let mut pipeline = Pipeline::new(flow);
     let tables = !cli.packets && !cli.json;
     let interval = Duration::from_secs_f64(cli.interval);
-    let tick_ns = u64::try_from(interval.as_nanos())
-        .unwrap_or(u64::MAX)
-        .max(1);
-    let mut next_tick_ns: Option<u64> = None;
+    let mut ticker = Ticker::new(interval);
     let mut next_table = Instant::now() + interval;
 
     let deadline = cli
@@ -157,7 +152,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             &mut *source,
             flow,
             workers,
-            tick_ns,
+            ticker,
             &stop,
             &mut stats,
             |e| {
@@ -168,6 +163,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         )?;
         return report(cli, source, &stats, out, written, &totals);
     }
+    let mut pipeline = Pipeline::new(flow);
     let ifaces = source.interfaces().to_vec();
     let mut pcap_out: Option<export::PcapOut> = None;
     let mut drain_deadline: Option<Instant> = None;
@@ -210,10 +206,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         // Rates tick on capture time, so a file shows the rates it had when it was captured.
         let now = pipeline.now_ns();
-        let tick = next_tick_ns.get_or_insert(now.saturating_add(tick_ns));
-        if now >= *tick {
+        if ticker.due(now) {
             stats.tick(now);
-            *tick = now.saturating_add(tick_ns);
         }
         for e in pipeline.drain() {
             stats.add(&e);
@@ -238,12 +232,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             written = export::write_json_line(&mut out, &e);
         }
     });
-    let totals = Totals {
-        counters: pipeline.counters(),
-        flows: pipeline.flow_stats(),
-        http: pipeline.http_stats(),
-    };
-    report(cli, source, &stats, out, written, &totals)
+    report(cli, source, &stats, out, written, &pipeline.totals())
 }
 
 /// Threads for reading a file when `--threads` is not given: one per core, at most four (the

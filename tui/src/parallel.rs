@@ -13,8 +13,10 @@
 //! in 0.62 s against 0.97 s on one thread; both threads are then busy the whole run.
 
 use std::{
+    collections::VecDeque,
     hash::BuildHasher,
     net::SocketAddr,
+    ops::Range,
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc::{self, Receiver, Sender, SyncSender},
@@ -27,17 +29,9 @@ use crate::{
     decode::Segment,
     flow::{FlowConfig, FlowStats},
     http::{Exchange, HttpStats},
-    pipeline::{PacketCounters, Pipeline},
-    stats::Stats,
+    pipeline::{Pipeline, Totals},
+    stats::{Stats, Ticker},
 };
-
-/// What a whole read counted, summed over the workers.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Totals {
-    pub counters: PacketCounters,
-    pub flows: FlowStats,
-    pub http: HttpStats,
-}
 
 /// Segments (with their payload copied) sent to a worker at a time: large enough that the
 /// channel costs nothing per packet, small enough that workers start at once.
@@ -46,16 +40,11 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Batches queued per worker before the reader waits: bounds memory.
 const QUEUED_BATCHES: usize = 8;
 
-/// One decoded segment; its payload is `data[start..start + len]` of its batch.
+/// One decoded segment without its payload, which is `data[payload]` of its batch.
 struct Meta {
     ts_ns: u64,
-    src: SocketAddr,
-    dst: SocketAddr,
-    seq: u32,
-    ack: u32,
-    flags: u8,
-    start: usize,
-    len: usize,
+    head: Segment<'static>,
+    payload: Range<usize>,
 }
 
 #[derive(Default)]
@@ -86,13 +75,13 @@ pub fn workers(threads: usize) -> usize {
 }
 
 /// Reads `source` to its end (or until `stop`) with `workers` worker threads (at least one),
-/// adding every exchange to `stats` and handing it to `each`; ticks `stats` every `tick_ns` of
+/// adding every exchange to `stats` and handing it to `each`; ticks `stats` as `ticker` says, in
 /// capture time.
 pub fn read(
     source: &mut dyn PacketSource,
     cfg: FlowConfig,
     workers: usize,
-    tick_ns: u64,
+    mut ticker: Ticker,
     stop: &AtomicBool,
     stats: &mut Stats,
     mut each: impl FnMut(&Exchange),
@@ -121,7 +110,7 @@ pub fn read(
         let mut r = Reader {
             stats,
             each: &mut each,
-            ticks: Vec::new(),
+            ticks: VecDeque::new(),
             ticks_done: 0,
             markers: vec![0; n],
             totals: Totals::default(),
@@ -132,7 +121,6 @@ pub fn read(
         let mut free: Vec<Batch> = Vec::new();
         // Any fixed seed: routing must only be the same for both directions of a connection.
         let router = foldhash::fast::FixedState::with_seed(0x0068_7474_7074_6f70);
-        let mut next_tick: Option<u64> = None;
         let send = |to: &SyncSender<ToWorker>, m: ToWorker| {
             to.send(m)
                 .map_err(|_| anyhow::anyhow!("a worker thread stopped"))
@@ -150,13 +138,8 @@ pub fn read(
                 let b = &mut batches[w];
                 b.meta.push(Meta {
                     ts_ns: p.ts_ns,
-                    src: seg.src,
-                    dst: seg.dst,
-                    seq: seg.seq,
-                    ack: seg.ack,
-                    flags: seg.flags,
-                    start: b.data.len(),
-                    len: seg.payload.len(),
+                    head: seg.head(),
+                    payload: b.data.len()..b.data.len() + seg.payload.len(),
                 });
                 b.data.extend_from_slice(seg.payload);
                 if b.meta.len() >= BATCH_SEGMENTS || b.data.len() >= BATCH_BYTES {
@@ -169,15 +152,13 @@ pub fn read(
                 }
             }
             let now = decoder.now_ns();
-            let tick = next_tick.get_or_insert(now.saturating_add(tick_ns));
-            if now >= *tick {
-                *tick = now.saturating_add(tick_ns);
+            if ticker.due(now) {
                 for (w, b) in batches.iter_mut().enumerate() {
                     let next = free.pop().unwrap_or_default();
                     send(&to[w], ToWorker::Batch(std::mem::replace(b, next)))?;
                     send(&to[w], ToWorker::Tick)?;
                 }
-                r.ticks.push(now);
+                r.ticks.push_back(now);
             }
         }
         for (w, b) in batches.into_iter().enumerate() {
@@ -201,8 +182,8 @@ pub fn read(
 struct Reader<'a, F: FnMut(&Exchange)> {
     stats: &'a mut Stats,
     each: &'a mut F,
-    /// Capture times of the ticks asked for, and how many were taken.
-    ticks: Vec<u64>,
+    /// Capture times of the ticks asked for and not taken yet, and how many were taken.
+    ticks: VecDeque<u64>,
     ticks_done: usize,
     /// Tick markers received from each worker.
     markers: Vec<usize>,
@@ -224,8 +205,10 @@ impl<F: FnMut(&Exchange)> Reader<'_, F> {
                 self.markers[w] += 1;
                 // A tick is complete once every worker has passed it.
                 let passed = self.markers.iter().copied().min().unwrap_or(0);
-                while self.ticks_done < passed {
-                    self.stats.tick(self.ticks[self.ticks_done]);
+                while self.ticks_done < passed
+                    && let Some(t) = self.ticks.pop_front()
+                {
+                    self.stats.tick(t);
                     self.ticks_done += 1;
                 }
             }
@@ -253,12 +236,8 @@ fn worker(id: usize, cfg: FlowConfig, rx: &Receiver<ToWorker>, out: &Sender<From
             ToWorker::Batch(mut b) => {
                 for m in &b.meta {
                     let seg = Segment {
-                        src: m.src,
-                        dst: m.dst,
-                        seq: m.seq,
-                        ack: m.ack,
-                        flags: m.flags,
-                        payload: &b.data[m.start..m.start + m.len],
+                        payload: &b.data[m.payload.clone()],
+                        ..m.head
                     };
                     p.segment(m.ts_ns, &seg);
                 }
@@ -300,7 +279,7 @@ mod tests {
     use super::*;
     use crate::{capture::file::FileSource, stats::GroupKey};
 
-    fn sequential(path: &Path) -> (Stats, PacketCounters, FlowStats, HttpStats) {
+    fn sequential(path: &Path) -> (Stats, Totals) {
         let mut src = FileSource::open(path).unwrap();
         let mut stats = Stats::new(GroupKey::standard_set(&GroupKey::Server), 1000);
         let mut p = Pipeline::new(FlowConfig::default());
@@ -309,7 +288,7 @@ mod tests {
             p.drain().for_each(|e| stats.add(&e));
         }
         p.finish(|e| stats.add(&e));
-        (stats, p.counters(), p.flow_stats(), p.http_stats())
+        (stats, p.totals())
     }
 
     /// Every group of every key, with what it counted (latency histograms by count).
@@ -350,7 +329,7 @@ mod tests {
             }
         }
         for f in &files {
-            let (seq, counters, flows, http) = sequential(f);
+            let (seq, one) = sequential(f);
             for n in 1..=3 {
                 let mut src = FileSource::open(f).unwrap();
                 let mut stats = Stats::new(GroupKey::standard_set(&GroupKey::Server), 1000);
@@ -359,7 +338,7 @@ mod tests {
                     &mut src,
                     FlowConfig::default(),
                     n,
-                    1_000_000_000,
+                    Ticker::new(Duration::from_secs(1)),
                     &AtomicBool::new(false),
                     &mut stats,
                     |_| seen += 1,
@@ -367,13 +346,13 @@ mod tests {
                 .unwrap();
                 let name = format!("{} with {n} workers", f.display());
                 assert_eq!(groups(&stats), groups(&seq), "{name}");
-                assert_eq!(t.counters, counters, "{name}");
-                assert_eq!(t.http, http, "{name}");
-                assert_eq!(t.flows.connections, flows.connections, "{name}");
-                assert_eq!(t.flows.gaps, flows.gaps, "{name}");
+                assert_eq!(t.counters, one.counters, "{name}");
+                assert_eq!(t.http, one.http, "{name}");
+                assert_eq!(t.flows.connections, one.flows.connections, "{name}");
+                assert_eq!(t.flows.gaps, one.flows.gaps, "{name}");
                 assert_eq!(
                     seen,
-                    stats.total().requests + http.unmatched_responses,
+                    stats.total().requests + one.http.unmatched_responses,
                     "{name}"
                 );
                 assert_eq!(stats.total().requests, seq.total().requests, "{name}");

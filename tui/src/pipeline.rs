@@ -21,6 +21,14 @@ pub struct PacketCounters {
     pub decode_errors: u64,
 }
 
+/// What a whole read counted: of one pipeline, or summed over several ([`crate::parallel`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    pub counters: PacketCounters,
+    pub flows: FlowStats,
+    pub http: HttpStats,
+}
+
 pub struct Pipeline {
     flows: FlowTable<HttpConn>,
     http: HttpHandler,
@@ -110,6 +118,14 @@ impl Pipeline {
 
     pub fn http_stats(&self) -> HttpStats {
         self.http.stats
+    }
+
+    pub fn totals(&self) -> Totals {
+        Totals {
+            counters: self.counters,
+            flows: self.flow_stats(),
+            http: self.http.stats,
+        }
     }
 }
 

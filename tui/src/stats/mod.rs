@@ -17,6 +17,35 @@ use crate::http::Exchange;
 /// Label of the overflow group.
 pub const OTHER: &str = "_other";
 
+/// When rate ticks fall, in capture time: the first one `every` after the first time seen, then
+/// `every` after each. Shared by every loop that ticks [`Stats`], so their rates mean the same.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticker {
+    every_ns: u64,
+    next_ns: Option<u64>,
+}
+
+impl Ticker {
+    pub fn new(every: std::time::Duration) -> Self {
+        Self {
+            every_ns: u64::try_from(every.as_nanos()).unwrap_or(u64::MAX).max(1),
+            next_ns: None,
+        }
+    }
+
+    /// Whether a tick falls at capture time `now_ns`; if so the next one is `every` later.
+    pub fn due(&mut self, now_ns: u64) -> bool {
+        let next = *self
+            .next_ns
+            .get_or_insert(now_ns.saturating_add(self.every_ns));
+        if now_ns < next {
+            return false;
+        }
+        self.next_ns = Some(now_ns.saturating_add(self.every_ns));
+        true
+    }
+}
+
 /// Aggregates of one group.
 #[derive(Debug, Clone)]
 pub struct Agg {

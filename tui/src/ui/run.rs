@@ -23,6 +23,7 @@ use crate::{
     flow::FlowConfig,
     http::Exchange,
     pipeline::Pipeline,
+    stats::Ticker,
 };
 
 /// What the capture thread sends.
@@ -64,8 +65,7 @@ struct Sender<'a> {
     pending: Vec<Exchange>,
     health: Health,
     last_send: Instant,
-    tick_ns: u64,
-    next_tick: Option<u64>,
+    ticker: Ticker,
 }
 
 impl Sender<'_> {
@@ -84,11 +84,7 @@ impl Sender<'_> {
     /// Closes a tick if capture time `now_ns` reached the boundary (one tick for a longer jump:
     /// its rate is then averaged over the whole quiet stretch).
     fn clock(&mut self, now_ns: u64) -> bool {
-        let next = *self
-            .next_tick
-            .get_or_insert(now_ns.saturating_add(self.tick_ns));
-        if now_ns >= next {
-            self.next_tick = Some(now_ns.saturating_add(self.tick_ns));
+        if self.ticker.due(now_ns) {
             return self.send(now_ns, true);
         }
         true
@@ -130,10 +126,7 @@ fn capture(
         pending: Vec::new(),
         health: Health::default(),
         last_send: Instant::now(),
-        tick_ns: u64::try_from(opts.tick.as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1),
-        next_tick: None,
+        ticker: Ticker::new(opts.tick),
     };
     let mut last_health = Instant::now();
     // Replay: capture time `t0` is shown at wall time `w0`; looping shifts later passes by `offset`.
