@@ -10,8 +10,8 @@ use crate::stats::GroupKey;
 ///
 /// Captures on network interfaces through an eBPF socket filter (root needed) or reads a pcap/pcapng
 /// file, reassembles TCP streams, pairs HTTP requests with responses and aggregates them per group:
-/// requests, bytes, status classes, success rate, latency percentiles. (The interactive dashboard is
-/// being built; for now output is headless.)
+/// requests, bytes, status classes, success rate, latency percentiles: in an interactive
+/// dashboard, or headless (tables, CSV, JSON) with --headless.
 #[derive(Debug, Parser)]
 #[command(name = "http-top", version)]
 #[command(group(ArgGroup::new("source").required(true).args(["interfaces", "read"])))]
