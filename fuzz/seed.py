@@ -1,4 +1,4 @@
-"""Seeds the fuzz corpora from real captures (../../shared/corpus and ../assets/demo.pcap):
+"""Seeds the fuzz corpora from real captures (../assets/corpus and ../assets/demo.pcap):
 whole files for pcap_file, single frames for decode, and per-connection payload sequences in the
 http_streams chunk format (header byte: bit 7 = from server, bits 0-6 = length).
 
@@ -11,7 +11,7 @@ import os
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CAPTURES = sorted(glob.glob(os.path.join(HERE, "../../shared/corpus/*.pcap"))) + [os.path.join(HERE, "../assets/demo.pcap")]
+CAPTURES = sorted(glob.glob(os.path.join(HERE, "../assets/corpus/*.pcap"))) + [os.path.join(HERE, "../assets/demo.pcap")]
 
 
 def frames(path):

@@ -322,7 +322,7 @@ mod tests {
     fn workers_count_what_one_thread_counts() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut files = vec![root.join("../assets/demo.pcap")];
-        for e in std::fs::read_dir(root.join("../../shared/corpus")).unwrap() {
+        for e in std::fs::read_dir(root.join("../assets/corpus")).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
                 files.push(p);

@@ -63,7 +63,7 @@ fn csv(file: &Path, key: &str) -> (BTreeMap<String, Row>, String) {
 
 fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/corpus")
+        .join("../assets/corpus")
         .join(name)
 }
 

@@ -1,4 +1,4 @@
-//! `http-top -r FILE --headless --packets` on real captures: the public corpus in ../shared/corpus and the
+//! `http-top -r FILE --headless --packets` on real captures: the public corpus in assets/corpus and the
 //! bundled demo. No root needed.
 //!
 //! Expected numbers come from tshark 4.0 on the same files, not from http-top:
@@ -34,7 +34,7 @@ fn read(path: &Path) -> Run {
 
 fn corpus(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/corpus")
+        .join("../assets/corpus")
         .join(name)
 }
 

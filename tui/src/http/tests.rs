@@ -12,7 +12,7 @@ use crate::{
 
 fn corpus(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/corpus")
+        .join("../assets/corpus")
         .join(name)
 }
 
