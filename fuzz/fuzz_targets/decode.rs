@@ -2,7 +2,7 @@
 //! inside the frame.
 #![no_main]
 
-use http_top::{capture::LinkType, decode::decode};
+use http_top::{decode::decode, packet::LinkType};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

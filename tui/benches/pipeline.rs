@@ -10,8 +10,9 @@ use std::{hint::black_box, path::PathBuf, time::Duration};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http_top::{
-    capture::{Direction, LinkType, Next, Packet, PacketSource, file::FileSource},
+    capture::{Next, PacketSource, file::FileSource},
     flow::FlowConfig,
+    packet::{Direction, LinkType, Packet},
     pipeline::Pipeline,
     stats::{GroupKey, Stats},
 };

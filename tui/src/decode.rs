@@ -10,7 +10,7 @@ use etherparse::{
     EtherType, LaxIpSlice, LaxNetSlice, LaxSlicedPacket, TcpSlice, TransportSlice, ip_number,
 };
 
-use crate::capture::LinkType;
+use crate::packet::LinkType;
 
 /// TCP flag bits as they appear in byte 13 of the header.
 pub mod tcp_flags {

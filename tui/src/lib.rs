@@ -12,13 +12,14 @@
 pub mod bpf;
 pub mod capture;
 pub mod cli;
+pub mod counters;
 pub mod decode;
-pub mod export;
 pub mod flow;
-pub mod headless;
 pub mod http;
-pub mod parallel;
+pub mod output;
+pub mod packet;
 pub mod pipeline;
+pub mod session;
 pub mod stats;
 pub mod text;
 pub mod ui;

@@ -1,14 +1,12 @@
-//! The `http-top` binary: command line, the capture loop, output. The pipeline lives in the library
+//! The `http-top` binary: parse the command line, open the source, pick the outputs, run the
+//! session. The pipeline lives in the library
 //! (`lib.rs`), so benchmarks and tests use the same code.
 
 use std::{
-    io::{self, Write},
+    io,
     process::ExitCode,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::{Duration, Instant},
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
 };
 
 use anyhow::Context;
@@ -16,26 +14,18 @@ use clap::Parser;
 
 use http_top::{
     capture::{
-        Next, PacketSource,
+        PacketSource,
         file::FileSource,
         live::{LiveOptions, LiveSource},
         privs,
     },
     cli::Cli,
-    export,
     flow::FlowConfig,
-    headless, parallel,
-    pipeline::{Pipeline, Totals},
-    stats::{GroupKey, Stats, Ticker},
+    output::{Sink, json::JsonLines, packets::PacketLines, pcap::PcapFile, table::Tables},
+    session::{self, Output, Outputs, parallel},
+    stats::{GroupKey, Stats},
     text, ui,
 };
-
-/// How long a live source may wait for a packet before the loop checks its stop conditions.
-const POLL: Duration = Duration::from_millis(100);
-/// Longest a stopping capture keeps reading what was already queued.
-const DRAIN: Duration = Duration::from_secs(1);
-/// The live ring hands over a partly filled block after 10 ms (`capture::live`).
-const DRAIN_WAIT: Duration = Duration::from_millis(25);
 
 #[expect(clippy::print_stderr, reason = "main reports errors on stderr")]
 fn main() -> ExitCode {
@@ -67,10 +57,7 @@ fn main() -> ExitCode {
     }
 }
 
-#[expect(
-    clippy::print_stderr,
-    reason = "startup and summary lines go to stderr in headless mode"
-)]
+#[expect(clippy::print_stderr, reason = "the capture's start is told on stderr")]
 fn run(cli: &Cli) -> anyhow::Result<()> {
     for (name, v) in [
         ("--interval", cli.interval),
@@ -89,7 +76,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
 
     let live = cli.read.is_none();
-    let mut source: Box<dyn PacketSource + Send> = if let Some(path) = &cli.read {
+    let source: Box<dyn PacketSource + Send> = if let Some(path) = &cli.read {
         Box::new(FileSource::open(path)?)
     } else {
         let live = LiveSource::open(&LiveOptions {
@@ -110,9 +97,18 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Box::new(live)
     };
 
-    let flow = FlowConfig {
-        idle_timeout_ns: cli.idle_timeout.saturating_mul(1_000_000_000),
-        ..FlowConfig::default()
+    let opts = session::Options {
+        flow: FlowConfig {
+            idle_timeout_ns: cli.idle_timeout.saturating_mul(1_000_000_000),
+            ..FlowConfig::default()
+        },
+        tick: Duration::from_secs_f64(if dashboard { cli.delay } else { cli.interval }),
+        workers: parallel::workers(cli.threads.map_or_else(default_threads, usize::from)),
+        duration: cli.duration.map(|s| Duration::from_secs_f64(s.max(0.0))),
+        // Replaying and looping are for watching a file in the dashboard.
+        replay_speed: cli.replay_speed.filter(|_| dashboard),
+        loop_file: cli.read.clone().filter(|_| dashboard && cli.loop_file),
+        live,
     };
     let stats = Stats::new(GroupKey::standard_set(&cli.group_by), cli.max_groups);
     if dashboard {
@@ -121,171 +117,41 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             .as_ref()
             .map_or_else(|| cli.interfaces.join(", "), |p| p.display().to_string());
         let app = ui::App::new(stats, name, cli.units, cli.export_dir.clone());
-        let opts = ui::run::CaptureOptions {
-            flow,
-            replay_speed: cli.replay_speed,
-            loop_file: if cli.loop_file {
-                cli.read.clone()
-            } else {
-                None
-            },
-            live: cli.read.is_none(),
-            tick: Duration::from_secs_f64(cli.delay),
-        };
         return ui::run::run(app, source, opts, &stop);
     }
-    let mut stats = stats;
     let tables = !cli.packets && !cli.json;
-    let interval = Duration::from_secs_f64(cli.interval);
-    let mut ticker = Ticker::new(interval);
-    let mut next_table = Instant::now() + interval;
-
-    let deadline = cli
-        .duration
-        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
-    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    let mut written: io::Result<()> = Ok(());
-    let workers = parallel::workers(cli.threads.map_or_else(default_threads, usize::from));
-    if !live && !cli.packets && cli.write.is_none() && workers > 0 {
-        // A file with nothing printed per packet: connections spread over worker threads.
-        let totals = parallel::read(
-            &mut *source,
-            flow,
-            workers,
-            ticker,
-            &stop,
-            &mut stats,
-            |e| {
-                if cli.json && written.is_ok() {
-                    written = export::write_json_line(&mut out, e);
-                }
-            },
-        )?;
-        return report(cli, source, &stats, out, written, &totals);
+    let every = live.then(|| Duration::from_secs_f64(cli.interval));
+    let mut outputs: Vec<Box<dyn Output + Send>> = vec![Box::new(Tables::new(
+        stats,
+        io::stdout(),
+        tables,
+        every,
+        cli.csv.clone(),
+    ))];
+    if cli.json {
+        outputs.push(Box::new(JsonLines(Sink::new(io::stdout()))));
     }
-    let mut pipeline = Pipeline::new(flow);
-    let ifaces = source.interfaces().to_vec();
-    let mut pcap_out: Option<export::PcapOut> = None;
-    let mut drain_deadline: Option<Instant> = None;
-    loop {
-        // On Ctrl-C or --duration, finish what the kernel already queued (the ring can hold the
-        // last few milliseconds of traffic), then stop at the first quiet moment.
-        let stopping =
-            stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
-        if stopping {
-            let until = *drain_deadline.get_or_insert_with(|| Instant::now() + DRAIN);
-            if Instant::now() >= until {
-                break;
-            }
-        }
-        // While draining, wait just longer than the ring takes to hand over a partly filled block.
-        let wait = if stopping { DRAIN_WAIT } else { POLL };
-        let mut closing = None;
-        match source.next_packet(wait)? {
-            Next::Packet(p) => {
-                if cli.packets {
-                    written = headless::packet_line(&mut out, &p, &ifaces);
-                }
-                if let Some(path) = &cli.write {
-                    if pcap_out.is_none() {
-                        pcap_out = Some(export::PcapOut::create(path, p.link)?);
-                    }
-                    if let Some(w) = &mut pcap_out {
-                        w.write(&p)?;
-                    }
-                }
-                closing = pipeline.packet(&p);
-            }
-            // Quiet moment: show what we have.
-            Next::Idle if stopping => break,
-            Next::Idle => written = out.flush(),
-            Next::End => break,
-        }
-        if let Some(seg) = closing {
-            source.observe(&seg);
-        }
-        // Rates tick on capture time, so a file shows the rates it had when it was captured.
-        let now = pipeline.now_ns();
-        if ticker.due(now) {
-            stats.tick(now);
-        }
-        for e in pipeline.drain() {
-            stats.add(&e);
-            if cli.json && written.is_ok() {
-                written = export::write_json_line(&mut out, &e);
-            }
-        }
-        if live && tables && Instant::now() >= next_table {
-            next_table += interval;
-            written = writeln!(out, "{}", headless::table(&stats, 0)).and_then(|()| out.flush());
-        }
-        if written.is_err() {
-            break;
-        }
+    if cli.packets {
+        let ifaces = source.interfaces().to_vec();
+        outputs.push(Box::new(PacketLines {
+            sink: Sink::new(io::stdout()),
+            ifaces,
+        }));
     }
-    if let Some(w) = pcap_out {
-        w.finish()?;
+    if let Some(path) = &cli.write {
+        outputs.push(Box::new(PcapFile {
+            path: path.clone(),
+            out: None,
+        }));
     }
-    pipeline.finish(|e| {
-        stats.add(&e);
-        if cli.json && written.is_ok() {
-            written = export::write_json_line(&mut out, &e);
-        }
-    });
-    report(cli, source, &stats, out, written, &pipeline.totals())
+    session::run(source, &opts, &stop, &mut Outputs(outputs))?;
+    Ok(())
 }
 
 /// Threads for reading a file when `--threads` is not given: one per core, at most four (the
 /// reader and the aggregation on one, reassembly and HTTP on the others).
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
-}
-
-/// The end of a headless run: the final table, the CSV, the summary line on stderr.
-#[expect(clippy::print_stderr, reason = "the summary line goes to stderr")]
-fn report(
-    cli: &Cli,
-    mut source: Box<dyn PacketSource + Send>,
-    stats: &Stats,
-    mut out: impl Write,
-    mut written: io::Result<()>,
-    totals: &Totals,
-) -> anyhow::Result<()> {
-    let live = cli.read.is_none();
-    let tables = !cli.packets && !cli.json;
-    if let Some(p) = source.problem() {
-        tracing::warn!("capture file ends with an unreadable record ({p}); stopping there");
-    }
-    if tables && written.is_ok() {
-        written = out.write_all(headless::table(stats, 0).as_bytes());
-    }
-    if written.is_ok() {
-        written = out.flush();
-    }
-    let mut result = match written {
-        // A closed pipe (`| head`) is a normal way to stop reading.
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
-        _ => Ok(()),
-    };
-    if let Some(path) = &cli.csv {
-        let r = std::fs::File::create(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|f| {
-                export::write_csv(io::BufWriter::new(f), &stats.rows(0))
-                    .map_err(anyhow::Error::from)
-            })
-            .with_context(|| format!("writing {}", path.display()));
-        if result.is_ok() {
-            result = r;
-        }
-    }
-    let overflowed = stats.overflowed(0);
-    eprintln!(
-        "{} groups_overflowed={overflowed}",
-        summary(&mut *source, totals, live)
-    );
-    let _ = io::stderr().flush();
-    result
 }
 
 /// Logs go to `--log-file` when given; otherwise headless runs log warnings to stderr and the
@@ -312,56 +178,4 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
             .init();
     }
     Ok(())
-}
-
-/// One line of global counters, `key=value` separated by spaces.
-fn summary(source: &mut dyn PacketSource, t: &Totals, live: bool) -> String {
-    let cs = source.stats();
-    let (pc, fs, hs) = (t.counters, t.flows, t.http);
-    let mut s = format!(
-        "http-top: packets={} bytes={} tcp_segments={} payload_bytes={} not_tcp={} decode_errors={} \
-         connections={} open={} evicted={} retransmissions={} out_of_order={} gaps={} gap_bytes={} ooo_overflows={} \
-         requests={} responses={} interim={} unmatched_responses={} parse_errors={} truncated={} resyncs={} \
-         http2={} tunnels={} lost_responses={}",
-        pc.packets,
-        pc.bytes,
-        pc.tcp_segments,
-        pc.payload_bytes,
-        pc.not_tcp,
-        pc.decode_errors,
-        fs.connections,
-        fs.open,
-        fs.evicted,
-        fs.retransmissions,
-        fs.out_of_order,
-        fs.gaps,
-        fs.gap_bytes,
-        fs.ooo_overflows,
-        hs.requests,
-        hs.responses,
-        hs.interim_responses,
-        hs.unmatched_responses,
-        hs.parse_errors,
-        hs.truncated,
-        hs.resyncs,
-        hs.http2_connections,
-        hs.tunnels,
-        hs.lost_responses,
-    );
-    if live {
-        s += &format!(
-            " ring_drops={} filter_seen={} filter_kept={} filter_insert_failed={} tracked_conns={}",
-            cs.ring_drops,
-            cs.filter_seen,
-            cs.filter_kept,
-            cs.filter_insert_failed,
-            cs.tracked_conns,
-        );
-    } else {
-        s += &format!(
-            " bad_records={} unsupported_link={}",
-            cs.bad_records, cs.unsupported_link
-        );
-    }
-    s
 }

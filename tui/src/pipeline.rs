@@ -1,32 +1,51 @@
 //! Packets in, HTTP exchanges out: decode -> flow -> http. Pure; one instance per capture.
 
 use crate::{
-    capture::Packet,
     decode::{self, DecodeError, Segment},
     flow::{FlowConfig, FlowStats, FlowTable},
     http::{Exchange, HttpConn, HttpHandler, HttpStats},
+    packet::Packet,
 };
 
-/// Counters of the packet layers.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PacketCounters {
-    pub packets: u64,
-    /// Captured bytes.
-    pub bytes: u64,
-    pub tcp_segments: u64,
-    pub payload_bytes: u64,
-    /// Frames that are not TCP over IP (ARP, UDP, ...): not errors.
-    pub not_tcp: u64,
-    /// Frames cut short or malformed below TCP payload.
-    pub decode_errors: u64,
+crate::counters! {
+    /// Counters of the packet layers.
+    pub struct PacketCounters {
+        packets: "packets" Counter,
+        /// Captured bytes.
+        bytes: "bytes" Counter,
+        tcp_segments: "tcp_segments" Counter,
+        payload_bytes: "payload_bytes" Counter,
+        /// Frames that are not TCP over IP (ARP, UDP, ...): not errors.
+        not_tcp: "not_tcp" Counter,
+        /// Frames cut short or malformed below TCP payload.
+        decode_errors: "decode_errors" Counter,
+    }
 }
 
 /// What a whole read counted: of one pipeline, or summed over several ([`crate::parallel`]).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
     pub counters: PacketCounters,
     pub flows: FlowStats,
     pub http: HttpStats,
+}
+
+impl Totals {
+    /// Every counter of the packet, flow and HTTP layers, in that order.
+    pub fn list(&self) -> impl Iterator<Item = crate::counters::Counter> {
+        self.counters
+            .list()
+            .chain(self.flows.list())
+            .chain(self.http.list())
+    }
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, o: Self) {
+        self.counters += o.counters;
+        self.flows += o.flows;
+        self.http += o.http;
+    }
 }
 
 pub struct Pipeline {

@@ -130,7 +130,9 @@ fn tables_and_csv_under_every_key_are_as_recorded() {
             // One thread reads the same table as several.
             let (one, _) = run(&["-r", file, "--headless", "-g", key, "--threads", "1"]);
             if one != table {
-                failures.push(format!("{file} -g {key}: --threads 1 differs from the default"));
+                failures.push(format!(
+                    "{file} -g {key}: --threads 1 differs from the default"
+                ));
             }
         }
     }

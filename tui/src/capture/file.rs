@@ -22,7 +22,8 @@ use pcap_file::{
     },
 };
 
-use super::{CaptureStats, Direction, LinkType, Next, Packet, PacketSource};
+use super::{CaptureStats, Next, PacketSource};
+use crate::packet::{Direction, LinkType, Packet};
 
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 const PCAP_MAGICS: [[u8; 4]; 4] = [
@@ -377,7 +378,6 @@ impl PacketSource for FileSource {
                     frame,
                     orig_len,
                 } => {
-                    self.stats.packets += 1;
                     return Ok(Next::Packet(Packet {
                         ts_ns,
                         link,

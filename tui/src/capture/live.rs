@@ -21,7 +21,8 @@ use std::{
 
 use anyhow::{Context, bail};
 
-use super::{CaptureStats, Direction, LinkType, Next, Packet, PacketSource};
+use super::{CaptureStats, Next, PacketSource};
+use crate::packet::{Direction, LinkType, Packet};
 use crate::{
     bpf::{KernelFilter, NEED_ROOT},
     decode::Segment,
@@ -344,7 +345,6 @@ pub struct LiveSource {
     names: Vec<String>,
     /// Ring to try first, so one busy interface cannot starve the others.
     turn: usize,
-    packets: u64,
     idle_timeout: Duration,
     last_sweep: Instant,
 }
@@ -368,7 +368,6 @@ impl LiveSource {
             rings,
             names: opts.interfaces.clone(),
             turn: 0,
-            packets: 0,
             idle_timeout: opts.idle_timeout,
             last_sweep: Instant::now(),
         })
@@ -430,7 +429,6 @@ impl PacketSource for LiveSource {
         let Some((r, off)) = found else {
             return Ok(Next::Idle);
         };
-        self.packets += 1;
         Ok(Next::Packet(self.rings[r].packet_at(off, r)))
     }
 
@@ -446,7 +444,6 @@ impl PacketSource for LiveSource {
         let ring_drops = self.rings.iter_mut().map(Ring::read_drops).sum();
         let c = self.filter.counters();
         CaptureStats {
-            packets: self.packets,
             ring_drops,
             filter_seen: c.seen,
             filter_kept: c.kept_start + c.kept_conn,

@@ -8,48 +8,7 @@ pub mod privs;
 
 use std::time::Duration;
 
-/// How a frame's bytes start. The live source only produces [`LinkType::Ethernet`]; files may hold any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkType {
-    /// Ethernet II (also what `AF_PACKET` gives for `lo`, veth, bridges, bonds).
-    Ethernet,
-    /// IPv4 or IPv6 with no link header.
-    RawIp,
-    /// Linux cooked capture v1 (`tcpdump -i any`).
-    LinuxSll,
-    /// Linux cooked capture v2.
-    LinuxSll2,
-    /// BSD loopback, family in host byte order.
-    Null,
-    /// OpenBSD loopback, family in network byte order.
-    Loop,
-}
-
-/// Which way a packet crossed the interface, as far as the source knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Received by this host (or another host on a promiscuous segment).
-    In,
-    /// Sent by this host.
-    Out,
-    /// Files do not say.
-    Unknown,
-}
-
-/// One captured frame, borrowed from the source until the next call.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<'a> {
-    /// Capture time, nanoseconds since the Unix epoch.
-    pub ts_ns: u64,
-    pub link: LinkType,
-    /// The captured bytes (at most the snap length).
-    pub data: &'a [u8],
-    /// The frame's length on the wire.
-    pub orig_len: u32,
-    /// Index into [`PacketSource::interfaces`].
-    pub iface: usize,
-    pub direction: Direction,
-}
+use crate::packet::Packet;
 
 /// What a call to [`PacketSource::next_packet`] produced.
 #[derive(Debug)]
@@ -61,25 +20,35 @@ pub enum Next<'a> {
     End,
 }
 
-/// Counters a source keeps about itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CaptureStats {
-    /// Frames handed to the program.
-    pub packets: u64,
-    /// Frames the kernel could not queue because the ring was full (`PACKET_STATISTICS`).
-    pub ring_drops: u64,
-    /// Packets the kernel filter ran on (live only).
-    pub filter_seen: u64,
-    /// Packets the kernel filter kept (live only).
-    pub filter_kept: u64,
-    /// Times the filter could not record a connection (live only).
-    pub filter_insert_failed: u64,
-    /// Connection directions the filter's map holds now (live only).
-    pub tracked_conns: u64,
-    /// Records a file reader had to skip (corrupt or cut short).
-    pub bad_records: u64,
-    /// Frames a file holds for an interface whose link type http-top does not decode (pcapng).
-    pub unsupported_link: u64,
+crate::counters! {
+    /// Counters a source keeps about itself.
+    pub struct CaptureStats {
+        /// Frames the kernel could not queue because the ring was full (`PACKET_STATISTICS`).
+        ring_drops: "ring_drops" Counter,
+        /// Packets the kernel filter ran on (live only).
+        filter_seen: "filter_seen" Counter,
+        /// Packets the kernel filter kept (live only).
+        filter_kept: "filter_kept" Counter,
+        /// Times the filter could not record a connection (live only).
+        filter_insert_failed: "filter_insert_failed" Counter,
+        /// Connection directions the filter's map holds now (live only).
+        tracked_conns: "tracked_conns" Gauge,
+        /// Records a file reader had to skip (corrupt or cut short).
+        bad_records: "bad_records" Counter,
+        /// Frames a file holds for an interface whose link type http-top does not decode (pcapng).
+        unsupported_link: "unsupported_link" Counter,
+    }
+}
+
+/// Counters only a file reader keeps; the others only a live source.
+const FILE_ONLY: [&str; 2] = ["bad_records", "unsupported_link"];
+
+impl CaptureStats {
+    /// The counters that mean something for a live source (`live`) or a file.
+    pub fn shown(&self, live: bool) -> impl Iterator<Item = crate::counters::Counter> {
+        self.list()
+            .filter(move |c| FILE_ONLY.contains(&c.name) != live)
+    }
 }
 
 /// A producer of captured frames.

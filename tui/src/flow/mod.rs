@@ -95,51 +95,24 @@ pub trait Handler {
     fn on_ack(&mut self, _c: &mut Self::Conn, _dir: usize, _offset: u64) {}
 }
 
-/// Reassembly counters.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct FlowStats {
-    pub connections: u64,
-    pub open: u64,
-    pub evicted: u64,
-    pub idle_closed: u64,
-    /// Segments whose bytes had all been seen already.
-    pub retransmissions: u64,
-    /// Segments that arrived ahead of a hole and were buffered.
-    pub out_of_order: u64,
-    /// Gaps reported, and their bytes.
-    pub gaps: u64,
-    pub gap_bytes: u64,
-    /// Times a cap forced buffered data out before its hole filled.
-    pub ooo_overflows: u64,
-    /// Bytes buffered out of order right now.
-    pub buffered_bytes: u64,
-}
-
-impl std::ops::AddAssign for FlowStats {
-    /// Sums the counters of tables that split the connections between them.
-    fn add_assign(&mut self, o: Self) {
-        let Self {
-            connections,
-            open,
-            evicted,
-            idle_closed,
-            retransmissions,
-            out_of_order,
-            gaps,
-            gap_bytes,
-            ooo_overflows,
-            buffered_bytes,
-        } = o;
-        self.connections += connections;
-        self.open += open;
-        self.evicted += evicted;
-        self.idle_closed += idle_closed;
-        self.retransmissions += retransmissions;
-        self.out_of_order += out_of_order;
-        self.gaps += gaps;
-        self.gap_bytes += gap_bytes;
-        self.ooo_overflows += ooo_overflows;
-        self.buffered_bytes += buffered_bytes;
+crate::counters! {
+    /// Reassembly counters.
+    pub struct FlowStats {
+        connections: "connections" Counter,
+        open: "open" Gauge,
+        evicted: "evicted" Counter,
+        idle_closed: "idle_closed" Counter,
+        /// Segments whose bytes had all been seen already.
+        retransmissions: "retransmissions" Counter,
+        /// Segments that arrived ahead of a hole and were buffered.
+        out_of_order: "out_of_order" Counter,
+        /// Gaps reported, and their bytes.
+        gaps: "gaps" Counter,
+        gap_bytes: "gap_bytes" Counter,
+        /// Times a cap forced buffered data out before its hole filled.
+        ooo_overflows: "ooo_overflows" Counter,
+        /// Bytes buffered out of order right now.
+        buffered_bytes: "buffered_bytes" Gauge,
     }
 }
 

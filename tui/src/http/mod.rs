@@ -81,52 +81,24 @@ impl Exchange {
     }
 }
 
-/// Counters of the HTTP layer.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct HttpStats {
-    pub requests: u64,
-    pub responses: u64,
-    pub interim_responses: u64,
-    pub unmatched_responses: u64,
-    pub parse_errors: u64,
-    /// Messages cut short by a close or reset (not a parse error: the peer stopped).
-    pub truncated: u64,
-    /// Directions that lost their place after a gap and had to resynchronise.
-    pub resyncs: u64,
-    pub http2_connections: u64,
-    pub tunnels: u64,
-    pub pending_overflows: u64,
-    /// Requests whose response was lost in a gap (found from the client's acknowledgements).
-    pub lost_responses: u64,
-}
-
-impl std::ops::AddAssign for HttpStats {
-    /// Sums the counters of handlers that split the connections between them.
-    fn add_assign(&mut self, o: Self) {
-        let Self {
-            requests,
-            responses,
-            interim_responses,
-            unmatched_responses,
-            parse_errors,
-            truncated,
-            resyncs,
-            http2_connections,
-            tunnels,
-            pending_overflows,
-            lost_responses,
-        } = o;
-        self.requests += requests;
-        self.responses += responses;
-        self.interim_responses += interim_responses;
-        self.unmatched_responses += unmatched_responses;
-        self.parse_errors += parse_errors;
-        self.truncated += truncated;
-        self.resyncs += resyncs;
-        self.http2_connections += http2_connections;
-        self.tunnels += tunnels;
-        self.pending_overflows += pending_overflows;
-        self.lost_responses += lost_responses;
+crate::counters! {
+    /// Counters of the HTTP layer.
+    pub struct HttpStats {
+        requests: "requests" Counter,
+        responses: "responses" Counter,
+        interim_responses: "interim" Counter,
+        unmatched_responses: "unmatched_responses" Counter,
+        parse_errors: "parse_errors" Counter,
+        /// Messages cut short by a close or reset (not a parse error: the peer stopped).
+        truncated: "truncated" Counter,
+        /// Directions that lost their place after a gap and had to resynchronise.
+        resyncs: "resyncs" Counter,
+        http2_connections: "http2" Counter,
+        tunnels: "tunnels" Counter,
+        /// Requests dropped because a connection had too many waiting for a response.
+        pending_overflows: "pending_overflows" Counter,
+        /// Requests whose response was lost in a gap (found from the client's acknowledgements).
+        lost_responses: "lost_responses" Counter,
     }
 }
 

@@ -252,7 +252,7 @@ mod no_panic {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::capture::{Direction, LinkType, Packet};
+    use crate::packet::{Direction, LinkType, Packet};
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]

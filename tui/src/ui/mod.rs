@@ -24,6 +24,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::{
     http::Exchange,
+    session::Health,
     stats::{Agg, GroupKey, Row, Stats},
 };
 
@@ -206,19 +207,6 @@ pub enum Units {
     Human,
     /// Plain bytes, microseconds, counts.
     Raw,
-}
-
-/// Counters the header shows, refreshed from the capture side.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Health {
-    pub packets: u64,
-    pub ring_drops: u64,
-    pub gaps: u64,
-    pub parse_errors: u64,
-    pub decode_errors: u64,
-    pub open_conns: u64,
-    /// Fraction of a file read, in per mille, when reading one.
-    pub progress_permille: Option<u16>,
 }
 
 /// Where the user has drilled into.
@@ -549,7 +537,7 @@ impl App {
             None => self.view(),
         };
         let file = std::fs::File::create(&path)?;
-        crate::export::write_csv(std::io::BufWriter::new(file), &rows)?;
+        crate::output::csv::write_csv(std::io::BufWriter::new(file), &rows)?;
         Ok(path)
     }
 }

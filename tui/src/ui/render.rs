@@ -166,7 +166,12 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
         Span::raw("│ group: "),
         Span::styled(app.key().to_string(), Style::new().bold()),
     ];
-    if let Some(p) = app.health.progress_permille.filter(|p| *p < 1000) {
+    if let Some(p) = app
+        .health
+        .progress
+        .map(|p| (p * 1000.0) as u16)
+        .filter(|p| *p < 1000)
+    {
         // A file being read as fast as it can be: how far along.
         let done = usize::from(p / 100);
         l1.push(Span::raw(format!(
@@ -206,12 +211,15 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
             t.success_rate()
                 .map_or_else(|| "-".into(), |r| format!("{r:.1}%")),
         )),
-        warn("drops", h.ring_drops),
+        warn("drops", h.capture.ring_drops),
         Span::raw(" "),
-        warn("gaps", h.gaps),
+        warn("gaps", h.totals.flows.gaps),
         Span::raw(" "),
-        warn("errors", h.parse_errors + h.decode_errors),
-        Span::raw(format!(" │ conns {}", h.open_conns)),
+        warn(
+            "errors",
+            h.totals.http.parse_errors + h.totals.counters.decode_errors,
+        ),
+        Span::raw(format!(" │ conns {}", h.totals.flows.open)),
     ];
     f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
 }

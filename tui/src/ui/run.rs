@@ -4,26 +4,23 @@
 //! restored on every way out, panics included (`ratatui::init` installs the hook).
 
 use std::{
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
         mpsc::{self, Receiver, SyncSender},
     },
     thread,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
 use crossterm::event::{self, Event, KeyEventKind};
 
-use super::{App, Health, map_key, render};
+use super::{App, map_key, render};
 use crate::{
-    capture::{Next, Packet, PacketSource, file::FileSource},
-    flow::FlowConfig,
+    capture::PacketSource,
     http::Exchange,
-    pipeline::Pipeline,
-    stats::Ticker,
+    session::{self, Health, Output},
 };
 
 /// What the capture thread sends.
@@ -35,197 +32,97 @@ pub struct Batch {
     /// Close a tick at `now_ns` after taking these exchanges. The capture side decides, so ticks
     /// fall on capture-time boundaries even when a file is read faster than it was recorded.
     pub tick: bool,
+    /// The capture ended (a file was read to its end): keep the last picture on screen.
+    pub ended: bool,
 }
 
-/// How the capture thread reads.
-pub struct CaptureOptions {
-    pub flow: FlowConfig,
-    /// Replay a file at this multiple of its recorded pace (None: as fast as possible).
-    pub replay_speed: Option<f64>,
-    /// Start the file again when it ends (demo mode).
-    pub loop_file: Option<PathBuf>,
-    pub live: bool,
-    /// Tick length in capture time.
-    pub tick: Duration,
-}
-
-const POLL: Duration = Duration::from_millis(100);
 const SEND_EVERY: Duration = Duration::from_millis(50);
 const FRAME: Duration = Duration::from_millis(100);
+/// Exchanges sent in one batch at most.
+const BATCH_MAX: usize = 5_000;
 
-fn wall_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-/// The capture side's sending half: batches exchanges, closes ticks on capture-time boundaries.
-struct Sender<'a> {
-    tx: &'a SyncSender<Batch>,
+/// The dashboard's session output: batches exchanges for the UI thread over a bounded channel.
+struct Feed {
+    tx: SyncSender<Batch>,
     pending: Vec<Exchange>,
     health: Health,
     last_send: Instant,
-    ticker: Ticker,
+    now_ns: u64,
+    /// The UI thread has gone.
+    closed: bool,
 }
 
-impl Sender<'_> {
-    /// Sends what is pending; `false` once the receiver is gone.
-    fn send(&mut self, now_ns: u64, tick: bool) -> bool {
+impl Feed {
+    fn send(&mut self, tick: bool, ended: bool) {
         self.last_send = Instant::now();
         let b = Batch {
             exchanges: std::mem::take(&mut self.pending),
-            now_ns,
+            now_ns: self.now_ns,
             health: self.health,
             tick,
+            ended,
         };
-        self.tx.send(b).is_ok()
-    }
-
-    /// Closes a tick if capture time `now_ns` reached the boundary (one tick for a longer jump:
-    /// its rate is then averaged over the whole quiet stretch).
-    fn clock(&mut self, now_ns: u64) -> bool {
-        if self.ticker.due(now_ns) {
-            return self.send(now_ns, true);
-        }
-        true
-    }
-
-    fn flush_if_due(&mut self, now_ns: u64) -> bool {
-        if self.last_send.elapsed() >= SEND_EVERY || self.pending.len() >= 5_000 {
-            return self.send(now_ns, false);
-        }
-        true
+        self.closed |= self.tx.send(b).is_err();
     }
 }
 
-fn health_of(source: &mut dyn PacketSource, pipeline: &Pipeline) -> Health {
-    let cs = source.stats();
-    let fs = pipeline.flow_stats();
-    let pc = pipeline.counters();
-    Health {
-        packets: pc.packets,
-        ring_drops: cs.ring_drops,
-        gaps: fs.gaps,
-        parse_errors: pipeline.http_stats().parse_errors,
-        decode_errors: pc.decode_errors,
-        open_conns: fs.open,
-        progress_permille: source.progress().map(|p| (p * 1000.0) as u16),
+impl Output for Feed {
+    fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()> {
+        self.pending.push(e.clone());
+        if self.pending.len() >= BATCH_MAX {
+            self.send(false, false);
+        }
+        Ok(())
     }
-}
-
-/// Runs the capture side until `stop` is set or the receiver goes away.
-fn capture(
-    mut source: Box<dyn PacketSource + Send>,
-    opts: &CaptureOptions,
-    tx: &SyncSender<Batch>,
-    stop: &AtomicBool,
-) -> anyhow::Result<()> {
-    let mut pipeline = Pipeline::new(opts.flow);
-    let mut out = Sender {
-        tx,
-        pending: Vec::new(),
-        health: Health::default(),
-        last_send: Instant::now(),
-        ticker: Ticker::new(opts.tick),
-    };
-    let mut last_health = Instant::now();
-    // Replay: capture time `t0` is shown at wall time `w0`; looping shifts later passes by `offset`.
-    let mut base: Option<(u64, Instant)> = None;
-    let mut offset: u64 = 0;
-    let mut first_ts: Option<u64> = None;
-    let mut last_ts: u64 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let mut closing = None;
-        let now = match source.next_packet(POLL)? {
-            Next::Packet(p) => {
-                let ts = p.ts_ns.saturating_add(offset);
-                first_ts.get_or_insert(p.ts_ns);
-                last_ts = last_ts.max(p.ts_ns);
-                if let Some(speed) = opts.replay_speed {
-                    let (t0, w0) = *base.get_or_insert((ts, Instant::now()));
-                    let due =
-                        w0 + Duration::from_secs_f64(ts.saturating_sub(t0) as f64 / 1e9 / speed);
-                    // Wait in short steps, so stopping stays prompt and batches keep flowing.
-                    while let Some(left) = due.checked_duration_since(Instant::now()) {
-                        if stop.load(Ordering::Relaxed) || !out.flush_if_due(pipeline.now_ns()) {
-                            return Ok(());
-                        }
-                        thread::sleep(left.min(SEND_EVERY));
-                    }
-                }
-                // Exchanges finished so far belong to the tick this packet may close.
-                if !out.clock(ts.max(pipeline.now_ns())) {
-                    return Ok(());
-                }
-                closing = pipeline.packet(&Packet { ts_ns: ts, ..p });
-                out.pending.extend(pipeline.drain());
-                pipeline.now_ns()
-            }
-            // A quiet live interface: time passes all the same.
-            Next::Idle => {
-                let now = wall_ns().max(pipeline.now_ns());
-                if !out.clock(now) {
-                    return Ok(());
-                }
-                now
-            }
-            Next::End => {
-                if let Some(p) = source.problem() {
-                    tracing::warn!(
-                        "capture file ends with an unreadable record ({p}); stopping there"
-                    );
-                }
-                pipeline.finish(|e| out.pending.push(e));
-                out.health = health_of(&mut *source, &pipeline);
-                let Some(path) = &opts.loop_file else {
-                    // No tick: the stretch since the last one is partial, and its rate would lie.
-                    if !out.send(pipeline.now_ns(), false) {
-                        return Ok(());
-                    }
-                    // Keep the last picture on screen until the user quits.
-                    while !stop.load(Ordering::Relaxed) {
-                        thread::sleep(POLL);
-                    }
-                    return Ok(());
-                };
-                // Next pass: fresh connections, timestamps continuing after this pass.
-                offset = offset.saturating_add(
-                    last_ts.saturating_sub(first_ts.unwrap_or(last_ts)) + 1_000_000_000,
-                );
-                first_ts = None;
-                last_ts = 0;
-                source = Box::new(FileSource::open(path)?);
-                pipeline = Pipeline::new(opts.flow);
-                continue;
-            }
-        };
-        if let Some(seg) = closing {
-            source.observe(&seg);
-        }
-        if last_health.elapsed() >= Duration::from_secs(1) || out.health.packets == 0 {
-            last_health = Instant::now();
-            out.health = health_of(&mut *source, &pipeline);
-        }
-        let now = if opts.live { wall_ns().max(now) } else { now };
-        if !out.flush_if_due(now) {
-            return Ok(());
-        }
+    fn tick(&mut self, now_ns: u64) -> anyhow::Result<()> {
+        self.now_ns = self.now_ns.max(now_ns);
+        self.send(true, false);
+        Ok(())
     }
-    Ok(())
+    fn wake(&mut self, now_ns: u64) -> anyhow::Result<()> {
+        self.now_ns = self.now_ns.max(now_ns);
+        if self.last_send.elapsed() >= SEND_EVERY {
+            self.send(false, false);
+        }
+        Ok(())
+    }
+    fn health(&mut self, h: &Health) -> anyhow::Result<()> {
+        self.health = *h;
+        Ok(())
+    }
+    fn end(&mut self, h: &Health) -> anyhow::Result<()> {
+        self.health = *h;
+        // No tick: the stretch since the last one is partial, and its rate would lie.
+        self.send(false, true);
+        Ok(())
+    }
+    fn done(&self) -> bool {
+        self.closed
+    }
 }
 
 /// Runs the dashboard until the user quits (or `stop` is set by a signal).
 pub fn run(
     mut app: App,
     source: Box<dyn PacketSource + Send>,
-    opts: CaptureOptions,
+    opts: session::Options,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = mpsc::sync_channel(64);
     let capture_stop = Arc::clone(stop);
     let handle = thread::Builder::new()
         .name("capture".into())
-        .spawn(move || capture(source, &opts, &tx, &capture_stop))
+        .spawn(move || {
+            let mut feed = Feed {
+                tx,
+                pending: Vec::new(),
+                health: Health::default(),
+                last_send: Instant::now(),
+                now_ns: 0,
+                closed: false,
+            };
+            session::run(source, &opts, &capture_stop, &mut feed).map(|_| ())
+        })
         .context("starting the capture thread")?;
 
     let mut terminal = ratatui::init();
@@ -243,6 +140,20 @@ pub fn run(
     result.and(captured)
 }
 
+/// Takes what the capture side sent; whether it said the capture ended.
+fn take(app: &mut App, rx: &Receiver<Batch>) -> bool {
+    let mut ended = false;
+    while let Ok(b) = rx.try_recv() {
+        app.ingest(b.exchanges);
+        app.health = b.health;
+        if b.tick {
+            app.tick(b.now_ns);
+        }
+        ended |= b.ended;
+    }
+    ended
+}
+
 fn ui_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
@@ -250,14 +161,9 @@ fn ui_loop(
     stop: &AtomicBool,
     handle: &thread::JoinHandle<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
+    let mut ended = false;
     loop {
-        while let Ok(b) = rx.try_recv() {
-            app.ingest(b.exchanges);
-            app.health = b.health;
-            if b.tick {
-                app.tick(b.now_ns);
-            }
-        }
+        ended |= take(app, rx);
         terminal.draw(|f| render::draw(f, app))?;
         if event::poll(FRAME)?
             && let Event::Key(k) = event::read()?
@@ -270,8 +176,12 @@ fn ui_loop(
             return Ok(());
         }
         if handle.is_finished() {
-            // The capture side failed (its error is reported after the terminal is restored).
-            return Ok(());
+            // What it sent last may have come after the batches taken above.
+            ended |= take(app, rx);
+            if !ended {
+                // The capture side failed (its error is reported after the terminal is restored).
+                return Ok(());
+            }
         }
     }
 }

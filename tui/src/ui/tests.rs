@@ -272,8 +272,8 @@ fn drill_down_breaks_the_group_down_by_path_and_lists_exchanges() {
 #[test]
 fn warnings_are_coloured_when_numbers_are_incomplete() {
     let mut a = app();
-    a.health.ring_drops = 3;
-    a.health.gaps = 0;
+    a.health.capture.ring_drops = 3;
+    a.health.totals.flows.gaps = 0;
     let t = render(&mut a, 120, 20);
     let l = lines(&t);
     let x = l[1].find("drops 3").unwrap();

@@ -1,64 +1,21 @@
-//! Headless output: the per-group table, and (`--packets`) one line per kept packet in the spirit of
-//! bcc's `http_filter`:
-//!
-//! ```text
-//! 14:05:12.123456 veth0 out 10.0.0.2:41234 > 10.0.0.1:80 [P.] len=78 "GET / HTTP/1.1"
-//! ```
+//! The headless per-group table: printed at the end of a file, every `--interval` live; the
+//! `--csv` file and the summary line on stderr at the end.
 
-use std::io::{self, Write};
+use std::{
+    io::{self, Write},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
-use http_top_common::{HTTP_TOKEN_MAX, starts_http_message};
+use anyhow::Context;
 
+use super::Sink;
 use crate::{
-    capture::{Direction, Packet},
-    decode::{self, tcp_flags},
+    http::Exchange,
+    session::{Health, Output},
     stats::{Row, Stats},
     text, units,
 };
-
-/// Longest start line printed, in bytes.
-const START_LINE_MAX: usize = 160;
-
-/// Prints one line per TCP segment (`--packets`); frames that are not TCP segments are skipped
-/// (the pipeline counts them).
-pub fn packet_line<W: Write>(out: &mut W, p: &Packet<'_>, ifaces: &[String]) -> io::Result<()> {
-    let Ok(seg) = decode::decode(p.link, p.data) else {
-        return Ok(());
-    };
-    let secs = p.ts_ns / 1_000_000_000;
-    let micros = (p.ts_ns % 1_000_000_000) / 1_000;
-    let day = secs % 86_400;
-    let dir = match p.direction {
-        Direction::In => "in",
-        Direction::Out => "out",
-        Direction::Unknown => "-",
-    };
-    let iface = ifaces.get(p.iface).map_or("?", String::as_str);
-    write!(
-        out,
-        "{:02}:{:02}:{:02}.{micros:06} {} {dir} {} > {} [{}] len={}",
-        day / 3600,
-        day / 60 % 60,
-        day % 60,
-        text::printable(iface.as_bytes()),
-        seg.src,
-        seg.dst,
-        flag_letters(seg.flags),
-        seg.payload.len(),
-    )?;
-    if (p.data.len() as u64) < u64::from(p.orig_len) {
-        // The snap length cut the frame: the payload shown is only what was captured.
-        write!(out, " captured={}/{}", p.data.len(), p.orig_len)?;
-    }
-    let mut head = [0u8; HTTP_TOKEN_MAX];
-    let n = seg.payload.len().min(HTTP_TOKEN_MAX);
-    head[..n].copy_from_slice(&seg.payload[..n]);
-    if starts_http_message(&head, seg.payload.len()) {
-        let line = text::first_line(seg.payload, START_LINE_MAX);
-        write!(out, " \"{}\"", text::printable(line))?;
-    }
-    writeln!(out)
-}
 
 /// Longest group name shown before it is cut with an ellipsis.
 const GROUP_WIDTH: usize = 40;
@@ -167,31 +124,82 @@ pub fn table(stats: &Stats, k: usize) -> String {
     out
 }
 
-/// tcpdump-style flag letters: S F R P, and `.` for ACK.
-fn flag_letters(flags: u8) -> String {
-    let mut s = String::new();
-    for (bit, c) in [
-        (tcp_flags::SYN, 'S'),
-        (tcp_flags::FIN, 'F'),
-        (tcp_flags::RST, 'R'),
-        (tcp_flags::PSH, 'P'),
-        (tcp_flags::ACK, '.'),
-    ] {
-        if flags & bit != 0 {
-            s.push(c);
-        }
-    }
-    s
+/// The aggregating output of a headless run.
+pub struct Tables<W: Write> {
+    pub stats: Stats,
+    sink: Sink<W>,
+    /// Print tables (not with `--json` or `--packets`, which own stdout).
+    print: bool,
+    /// Live: a table every this often, and when the next is due.
+    every: Option<(Duration, Instant)>,
+    csv: Option<PathBuf>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl<W: Write> Tables<W> {
+    pub fn new(
+        stats: Stats,
+        out: W,
+        print: bool,
+        every: Option<Duration>,
+        csv: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            stats,
+            sink: Sink::new(out),
+            print,
+            every: every.map(|e| (e, Instant::now() + e)),
+            csv,
+        }
+    }
+}
 
-    #[test]
-    fn flags_read_like_tcpdump() {
-        assert_eq!(flag_letters(tcp_flags::SYN), "S");
-        assert_eq!(flag_letters(tcp_flags::PSH | tcp_flags::ACK), "P.");
-        assert_eq!(flag_letters(tcp_flags::FIN | tcp_flags::ACK), "F.");
+impl<W: Write> Output for Tables<W> {
+    fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()> {
+        self.stats.add(e);
+        Ok(())
+    }
+    fn tick(&mut self, now_ns: u64) -> anyhow::Result<()> {
+        self.stats.tick(now_ns);
+        Ok(())
+    }
+    fn wake(&mut self, _now_ns: u64) -> anyhow::Result<()> {
+        if let Some((every, next)) = &mut self.every
+            && self.print
+            && Instant::now() >= *next
+        {
+            *next += *every;
+            let t = table(&self.stats, 0);
+            self.sink
+                .write(|w| writeln!(w, "{t}").and_then(|()| w.flush()))?;
+        }
+        Ok(())
+    }
+    fn idle(&mut self) -> anyhow::Result<()> {
+        self.sink.flush()
+    }
+    #[expect(clippy::print_stderr, reason = "the summary line goes to stderr")]
+    fn end(&mut self, h: &Health) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        if self.print {
+            let t = table(&self.stats, 0);
+            result = self.sink.write(|w| w.write_all(t.as_bytes()));
+        }
+        result = result.and(self.sink.flush());
+        if let Some(path) = &self.csv {
+            let r = std::fs::File::create(path)
+                .map_err(anyhow::Error::from)
+                .and_then(|f| {
+                    super::csv::write_csv(io::BufWriter::new(f), &self.stats.rows(0))
+                        .map_err(anyhow::Error::from)
+                })
+                .with_context(|| format!("writing {}", path.display()));
+            result = result.and(r);
+        }
+        eprintln!("{}", super::summary(h, self.stats.overflowed(0)));
+        let _ = io::stderr().flush();
+        result
+    }
+    fn done(&self) -> bool {
+        self.sink.closed()
     }
 }

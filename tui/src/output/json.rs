@@ -1,0 +1,74 @@
+//! `--json`: one object per finished exchange, newline-delimited.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::Sink;
+use crate::{
+    http::Exchange,
+    session::{Health, Output},
+    text::printable,
+};
+
+#[derive(Serialize)]
+struct JsonExchange {
+    /// Capture time of the first request byte (or of the response when no request was seen), s.
+    ts: f64,
+    client: String,
+    server: String,
+    method: Option<String>,
+    target: Option<String>,
+    host: Option<String>,
+    status: Option<u16>,
+    request_bytes: u64,
+    response_bytes: u64,
+    latency_ms: Option<f64>,
+    ttfb_ms: Option<f64>,
+    truncated: bool,
+}
+
+/// Writes one exchange as a JSON line. Wire bytes are escaped like everywhere else (`\xNN`), so the
+/// output is valid UTF-8 and safe to print.
+pub fn write_json_line<W: Write>(mut out: W, e: &Exchange) -> std::io::Result<()> {
+    let s = |b: Option<&[u8]>| b.map(printable);
+    let t = if e.request_seen {
+        e.req_first_ns
+    } else {
+        e.resp_first_ns
+    };
+    let j = JsonExchange {
+        ts: t as f64 / 1e9,
+        client: e.client.to_string(),
+        server: e.server.to_string(),
+        method: s(e.method()),
+        target: s(e.target()),
+        host: s(e.host()),
+        status: e.status,
+        request_bytes: e.req_bytes,
+        response_bytes: e.resp_bytes,
+        latency_ms: e.latency_ns().map(|n| n as f64 / 1e6),
+        ttfb_ms: e.ttfb_ns().map(|n| n as f64 / 1e6),
+        truncated: e.truncated,
+    };
+    serde_json::to_writer(&mut out, &j)?;
+    out.write_all(b"\n")
+}
+
+/// `--json` as a session output.
+pub struct JsonLines<W: Write>(pub Sink<W>);
+
+impl<W: Write> Output for JsonLines<W> {
+    fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()> {
+        self.0.write(|w| write_json_line(w, e))
+    }
+    fn idle(&mut self) -> anyhow::Result<()> {
+        self.0.flush()
+    }
+    fn end(&mut self, _h: &Health) -> anyhow::Result<()> {
+        self.0.flush()
+    }
+    fn done(&self) -> bool {
+        self.0.closed()
+    }
+}

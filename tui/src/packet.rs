@@ -1,0 +1,46 @@
+//! What every layer shares about a captured frame: its link type, when it was captured, which way
+//! it went. A leaf: the sources produce [`Packet`]s, decode reads them, outputs print them, and
+//! none of those has to import another for it.
+
+/// How a frame's bytes start. The live source only produces [`LinkType::Ethernet`]; files may hold any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkType {
+    /// Ethernet II (also what `AF_PACKET` gives for `lo`, veth, bridges, bonds).
+    Ethernet,
+    /// IPv4 or IPv6 with no link header.
+    RawIp,
+    /// Linux cooked capture v1 (`tcpdump -i any`).
+    LinuxSll,
+    /// Linux cooked capture v2.
+    LinuxSll2,
+    /// BSD loopback, family in host byte order.
+    Null,
+    /// OpenBSD loopback, family in network byte order.
+    Loop,
+}
+
+/// Which way a packet crossed the interface, as far as the source knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Received by this host (or another host on a promiscuous segment).
+    In,
+    /// Sent by this host.
+    Out,
+    /// Files do not say.
+    Unknown,
+}
+
+/// One captured frame, borrowed from the source until the next call.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    /// Capture time, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    pub link: LinkType,
+    /// The captured bytes (at most the snap length).
+    pub data: &'a [u8],
+    /// The frame's length on the wire.
+    pub orig_len: u32,
+    /// Index into [`PacketSource::interfaces`].
+    pub iface: usize,
+    pub direction: Direction,
+}
