@@ -81,7 +81,7 @@ pub struct Cli {
 
     /// Units in the dashboard
     #[arg(short = 'u', long, value_enum, default_value = "human")]
-    pub units: crate::ui::Units,
+    pub units: crate::stats::metric::Units,
 
     /// Directory for snapshots exported with `e`
     #[arg(long, value_name = "DIR", default_value = ".")]

@@ -3,33 +3,10 @@
 
 use std::io::Write;
 
-use hdrhistogram::Histogram;
-
-use crate::stats::Row;
-
-/// The CSV header, fixed: scripts depend on it.
-pub const CSV_HEADER: [&str; 20] = [
-    "group",
-    "requests",
-    "responses",
-    "no_response",
-    "bytes_in",
-    "bytes_out",
-    "status_1xx",
-    "status_2xx",
-    "status_3xx",
-    "status_4xx",
-    "status_5xx",
-    "success_rate",
-    "latency_min_ms",
-    "latency_avg_ms",
-    "latency_max_ms",
-    "latency_p50_ms",
-    "latency_p90_ms",
-    "latency_p99_ms",
-    "ttfb_avg_ms",
-    "ttfb_p99_ms",
-];
+use crate::stats::{
+    Row,
+    metric::{self, Period, Style},
+};
 
 /// A text cell that a spreadsheet would run as a formula gets a leading `'` (OWASP, CSV injection).
 pub fn neutralize(s: &str) -> String {
@@ -39,50 +16,15 @@ pub fn neutralize(s: &str) -> String {
     }
 }
 
-fn ms(us: f64) -> String {
-    format!("{:.3}", us / 1000.0)
-}
-
-/// Milliseconds with 3 decimals of a histogram statistic; empty when there are no samples.
-fn hist_ms(h: &Histogram<u32>, f: impl Fn(&Histogram<u32>) -> f64) -> String {
-    if h.is_empty() {
-        String::new()
-    } else {
-        ms(f(h))
-    }
-}
-
-/// Writes the rows of one grouping as CSV.
-pub fn write_csv<W: Write>(out: W, rows: &[Row]) -> csv::Result<()> {
+/// Writes the rows of one grouping as CSV: `group`, then the columns of [`metric::CSV`].
+pub fn write_csv<W: Write>(out: W, rows: &[Row], span: Period) -> csv::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(CSV_HEADER)?;
+    w.write_record(std::iter::once("group").chain(metric::CSV.iter().map(|m| m.csv_name())))?;
     for r in rows {
-        let a = &r.agg;
-        let lat = &a.latency;
-        let q = |p: f64| move |h: &Histogram<u32>| h.value_at_quantile(p) as f64;
-        w.write_record([
-            neutralize(&r.group),
-            a.requests.to_string(),
-            a.responses.to_string(),
-            a.no_response.to_string(),
-            a.bytes_in.to_string(),
-            a.bytes_out.to_string(),
-            a.status[0].to_string(),
-            a.status[1].to_string(),
-            a.status[2].to_string(),
-            a.status[3].to_string(),
-            a.status[4].to_string(),
-            a.success_rate()
-                .map_or_else(String::new, |s| format!("{s:.2}")),
-            hist_ms(lat, |h| h.min() as f64),
-            hist_ms(lat, Histogram::mean),
-            hist_ms(lat, |h| h.max() as f64),
-            hist_ms(lat, q(0.5)),
-            hist_ms(lat, q(0.9)),
-            hist_ms(lat, q(0.99)),
-            hist_ms(&a.ttfb, Histogram::mean),
-            hist_ms(&a.ttfb, q(0.99)),
-        ])?;
+        w.write_record(
+            std::iter::once(neutralize(&r.group))
+                .chain(metric::CSV.iter().map(|m| m.cell(&r.agg, span, Style::Csv))),
+        )?;
     }
     w.flush()?;
     Ok(())

@@ -13,92 +13,37 @@ use super::Sink;
 use crate::{
     http::Exchange,
     session::{Health, Output},
-    stats::{Row, Stats},
-    text, units,
+    stats::{
+        Agg, Stats,
+        metric::{self, Style},
+    },
+    text,
 };
 
 /// Longest group name shown before it is cut with an ellipsis.
 const GROUP_WIDTH: usize = 40;
 
-/// Renders the rows of grouping `k` as an aligned table with human units. REQ/S is the rate over
-/// the last tick, AVG/S since the first exchange, both in capture time.
+/// Renders the rows of grouping `k` as an aligned table with human units, the columns of
+/// [`metric::TABLE`]. REQ/S is the rate over the last tick, AVG/S since the first exchange, both
+/// in capture time.
 pub fn table(stats: &Stats, k: usize) -> String {
     let key = stats
         .keys()
         .get(k)
         .map_or_else(String::new, ToString::to_string);
     let rows = stats.rows(k);
-    let header = [
-        key.to_uppercase(),
-        "REQS".into(),
-        "REQ/S".into(),
-        "AVG/S".into(),
-        "IN".into(),
-        "OUT".into(),
-        "2XX".into(),
-        "3XX".into(),
-        "4XX".into(),
-        "5XX".into(),
-        "NORESP".into(),
-        "SUCC%".into(),
-        "MIN".into(),
-        "AVG".into(),
-        "MAX".into(),
-        "P50".into(),
-        "P90".into(),
-        "P99".into(),
-        "TTFB".into(),
-    ];
-    let rate = |n: u64, secs: f64| {
-        if secs > 0.0 {
-            format!("{:.1}", n as f64 / secs)
-        } else {
-            "-".into()
-        }
+    let span = stats.span();
+    let header: Vec<String> = std::iter::once(key.to_uppercase())
+        .chain(metric::TABLE.iter().map(|m| m.title().to_owned()))
+        .collect();
+    let cells = |group: &str, a: &Agg| -> Vec<String> {
+        std::iter::once(text::ellipsize(group, GROUP_WIDTH))
+            .chain(metric::TABLE.iter().map(|m| m.cell(a, span, Style::Human)))
+            .collect()
     };
-    let cells = |r: &Row| -> Vec<String> {
-        let a = &r.agg;
-        let lat = &a.latency;
-        let t = |f: &dyn Fn() -> f64| {
-            if lat.is_empty() {
-                "-".to_owned()
-            } else {
-                units::micros(f())
-            }
-        };
-        vec![
-            text::ellipsize(&r.group, GROUP_WIDTH),
-            units::count(a.requests),
-            rate(a.last_tick_requests, stats.last_tick_s()),
-            rate(a.requests, stats.elapsed_s()),
-            units::bytes(a.bytes_in),
-            units::bytes(a.bytes_out),
-            units::count(a.status[1]),
-            units::count(a.status[2]),
-            units::count(a.status[3]),
-            units::count(a.status[4]),
-            units::count(a.no_response),
-            a.success_rate()
-                .map_or_else(|| "-".into(), |s| format!("{s:.1}")),
-            t(&|| lat.min() as f64),
-            t(&|| lat.mean()),
-            t(&|| lat.max() as f64),
-            t(&|| lat.value_at_quantile(0.5) as f64),
-            t(&|| lat.value_at_quantile(0.9) as f64),
-            t(&|| lat.value_at_quantile(0.99) as f64),
-            if a.ttfb.is_empty() {
-                "-".into()
-            } else {
-                units::micros(a.ttfb.mean())
-            },
-        ]
-    };
-    let mut body: Vec<Vec<String>> = rows.iter().map(cells).collect();
+    let mut body: Vec<Vec<String>> = rows.iter().map(|r| cells(&r.group, &r.agg)).collect();
     if rows.len() > 1 {
-        body.push(cells(&Row {
-            group: "TOTAL".into(),
-            agg: stats.total().clone(),
-        }));
+        body.push(cells("TOTAL", stats.total()));
     }
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &body {
@@ -107,7 +52,7 @@ pub fn table(stats: &Stats, k: usize) -> String {
         }
     }
     let mut out = String::new();
-    for line in std::iter::once(&header.to_vec()).chain(&body) {
+    for line in std::iter::once(&header).chain(&body) {
         for (i, (c, w)) in line.iter().zip(&widths).enumerate() {
             let pad = w - c.chars().count();
             if i == 0 {
@@ -189,8 +134,12 @@ impl<W: Write> Output for Tables<W> {
             let r = std::fs::File::create(path)
                 .map_err(anyhow::Error::from)
                 .and_then(|f| {
-                    super::csv::write_csv(io::BufWriter::new(f), &self.stats.rows(0))
-                        .map_err(anyhow::Error::from)
+                    super::csv::write_csv(
+                        io::BufWriter::new(f),
+                        &self.stats.rows(0),
+                        self.stats.span(),
+                    )
+                    .map_err(anyhow::Error::from)
                 })
                 .with_context(|| format!("writing {}", path.display()));
             result = result.and(r);

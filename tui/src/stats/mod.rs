@@ -6,6 +6,7 @@
 //! when it was captured.
 
 pub mod key;
+pub mod metric;
 
 use std::collections::HashMap;
 
@@ -297,6 +298,14 @@ impl Stats {
     pub fn elapsed_s(&self) -> f64 {
         self.first_ns
             .map_or(0.0, |f| self.now_ns.saturating_sub(f) as f64 / 1e9)
+    }
+
+    /// The clocks rates are computed over.
+    pub fn span(&self) -> metric::Period {
+        metric::Period {
+            tick_s: self.last_tick_s(),
+            elapsed_s: self.elapsed_s(),
+        }
     }
 
     /// Length of the last complete tick, seconds.

@@ -11,6 +11,7 @@
 //! └ q quit  g group  s sort  / filter  space pause  e export  ? help ──────────────────────────┘  footer
 //! ```
 
+pub mod keys;
 pub mod render;
 pub mod run;
 
@@ -20,203 +21,120 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
+pub use self::keys::{Action, Mode, map_key};
+pub use crate::stats::metric::Units;
 use crate::{
     http::Exchange,
     session::Health,
-    stats::{Agg, GroupKey, Row, Stats},
+    stats::{
+        GroupKey, Row, Stats,
+        metric::{Metric, Period},
+    },
 };
 
-/// Exchanges kept for the drill-down's breakdown and live log.
+/// Exchanges the drill-down starts from (it keeps counting while open).
 pub const RECENT: usize = 10_000;
+/// Exchanges of the drilled group listed in its log.
+pub const DRILL_LOG: usize = 200;
 /// Ticks of request-rate history per group (a minute at the default 1 s tick).
 pub const HISTORY: usize = 60;
+/// How long a message stays in the footer.
+const MESSAGE_FOR: Duration = Duration::from_secs(5);
 
-/// What a key does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Quit,
-    NextGroupKey,
-    PrevGroupKey,
-    SortNext,
-    SortPrev,
-    /// Sort by visible column N (1-based); again reverses.
-    SortBy(usize),
-    Reverse,
-    FilterStart,
-    FilterChar(char),
-    FilterBackspace,
-    FilterDone,
-    FilterClear,
-    Pause,
-    ToggleRates,
-    ToggleTtfb,
-    Clear,
-    Export,
-    Up,
-    Down,
-    PageUp,
-    PageDown,
-    Home,
-    End,
-    Enter,
-    Back,
-    Help,
-}
-
-/// What keys mean depends on where the user is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Table,
-    /// Typing a filter.
-    Filter,
-    Help,
-    Drill,
-}
-
-/// The one keymap: htop, top and k9s conventions.
-pub fn map_key(key: KeyEvent, mode: Mode) -> Option<Action> {
-    use Action as A;
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-        return Some(A::Quit);
-    }
-    if mode == Mode::Filter {
-        return match key.code {
-            KeyCode::Enter => Some(A::FilterDone),
-            KeyCode::Esc => Some(A::FilterClear),
-            KeyCode::Backspace => Some(A::FilterBackspace),
-            KeyCode::Char(c) if !c.is_control() => Some(A::FilterChar(c)),
-            _ => None,
-        };
-    }
-    if mode == Mode::Help {
-        return match key.code {
-            KeyCode::Char('q') => Some(A::Quit),
-            _ => Some(A::Help),
-        };
-    }
-    Some(match key.code {
-        KeyCode::Char('q') => A::Quit,
-        KeyCode::Char('g') => A::NextGroupKey,
-        KeyCode::Char('G') => A::PrevGroupKey,
-        KeyCode::Char('s' | '>') => A::SortNext,
-        KeyCode::Char('S' | '<') => A::SortPrev,
-        KeyCode::Char('r' | 'I') => A::Reverse,
-        KeyCode::Char(c @ '1'..='9') => A::SortBy(c as usize - '0' as usize),
-        KeyCode::Char('/') => A::FilterStart,
-        KeyCode::Char(' ' | 'p') => A::Pause,
-        KeyCode::Char('t') => A::ToggleRates,
-        KeyCode::Char('T') => A::ToggleTtfb,
-        KeyCode::Char('c') => A::Clear,
-        KeyCode::Char('e') => A::Export,
-        KeyCode::Char('j') | KeyCode::Down => A::Down,
-        KeyCode::Char('k') | KeyCode::Up => A::Up,
-        KeyCode::PageDown => A::PageDown,
-        KeyCode::PageUp => A::PageUp,
-        KeyCode::Home => A::Home,
-        KeyCode::End => A::End,
-        KeyCode::Enter => A::Enter,
-        KeyCode::Esc => A::Back,
-        KeyCode::Char('?') => A::Help,
-        _ => return None,
-    })
-}
-
-/// A column of the main table.
+/// A column of the dashboard's tables: the group, or a metric of the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {
     Group,
-    Requests,
-    Rate,
-    In,
-    Out,
-    Success,
-    Status4xx,
-    Status5xx,
-    Min,
-    Avg,
-    Max,
-    P99,
-    Ttfb,
+    Metric(Metric),
 }
+
+/// The columns shown, in order (TTFB on `T`).
+const COLUMNS: [Metric; 12] = [
+    Metric::Requests,
+    Metric::Rate,
+    Metric::BytesIn,
+    Metric::BytesOut,
+    Metric::Success,
+    Metric::Status(4),
+    Metric::Status(5),
+    Metric::LatencyMin,
+    Metric::LatencyAvg,
+    Metric::LatencyMax,
+    Metric::LatencyP99,
+    Metric::TtfbAvg,
+];
 
 impl Column {
+    /// The metric as shown: byte totals become rates with `t`.
+    pub fn metric(self, rates: bool) -> Option<Metric> {
+        match self {
+            Self::Group => None,
+            Self::Metric(m) if rates => Some(m.per_second()),
+            Self::Metric(m) => Some(m),
+        }
+    }
+
     pub fn title(self, key: &GroupKey, rates: bool) -> String {
-        match self {
-            Self::Group => key.to_string().to_uppercase(),
-            Self::Requests => "REQS".into(),
-            Self::Rate => "REQ/S".into(),
-            Self::In => if rates { "IN/S" } else { "IN" }.into(),
-            Self::Out => if rates { "OUT/S" } else { "OUT" }.into(),
-            Self::Success => "SUCC%".into(),
-            Self::Status4xx => "4XX".into(),
-            Self::Status5xx => "5XX".into(),
-            Self::Min => "MIN".into(),
-            Self::Avg => "AVG".into(),
-            Self::Max => "MAX".into(),
-            Self::P99 => "P99".into(),
-            Self::Ttfb => "TTFB".into(),
-        }
+        self.metric(rates)
+            .map_or_else(|| key.to_string().to_uppercase(), |m| m.title().to_owned())
     }
 
-    /// Sort key: larger is "more". Groups sort by name instead (see [`App::view`]).
-    pub fn value(self, a: &Agg, tick_s: f64, rates: bool) -> f64 {
-        let per = |n: u64| if tick_s > 0.0 { n as f64 / tick_s } else { 0.0 };
-        let lat = |f: &dyn Fn() -> f64| if a.latency.is_empty() { -1.0 } else { f() };
-        match self {
-            Self::Group => 0.0,
-            Self::Requests => a.requests as f64,
-            Self::Rate => per(a.last_tick_requests),
-            Self::In => {
-                if rates {
-                    per(a.last_tick_bytes[0])
-                } else {
-                    a.bytes_in as f64
-                }
-            }
-            Self::Out => {
-                if rates {
-                    per(a.last_tick_bytes[1])
-                } else {
-                    a.bytes_out as f64
-                }
-            }
-            Self::Success => a.success_rate().unwrap_or(-1.0),
-            Self::Status4xx => a.status[3] as f64,
-            Self::Status5xx => a.status[4] as f64,
-            Self::Min => lat(&|| a.latency.min() as f64),
-            Self::Avg => lat(&|| a.latency.mean()),
-            Self::Max => lat(&|| a.latency.max() as f64),
-            Self::P99 => lat(&|| a.latency.value_at_quantile(0.99) as f64),
-            Self::Ttfb => {
-                if a.ttfb.is_empty() {
-                    -1.0
-                } else {
-                    a.ttfb.mean()
-                }
-            }
-        }
+    /// Sort key: larger is "more"; no value sorts below every value. Groups sort by name.
+    pub fn value(self, r: &Row, span: Period, rates: bool) -> f64 {
+        self.metric(rates)
+            .and_then(|m| m.value(&r.agg, span))
+            .unwrap_or(-1.0)
     }
 }
 
-/// How numbers are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Units {
-    /// KiB/MiB, µs/ms/s, 12.3k.
-    Human,
-    /// Plain bytes, microseconds, counts.
-    Raw,
-}
-
-/// Where the user has drilled into.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the user has drilled into: one group, broken down under another key, counted from the
+/// recent exchanges on and as new ones arrive.
+#[derive(Clone)]
 pub struct Drill {
     /// The group, under the key that was shown when Enter was pressed.
     pub key: GroupKey,
     pub group: String,
-    /// The breakdown key (path by default).
-    pub by: GroupKey,
+    /// The breakdown key, an index into the keys (path by default).
+    pub by: usize,
+    /// The group's exchanges under every key.
+    pub stats: Stats,
+    /// Its newest exchanges, newest first.
+    pub log: VecDeque<Exchange>,
+}
+
+impl Drill {
+    fn add(&mut self, e: &Exchange) {
+        if self.key.label(e) != self.group {
+            return;
+        }
+        self.stats.add(e);
+        if self.log.len() == DRILL_LOG {
+            self.log.pop_back();
+        }
+        self.log.push_front(e.clone());
+    }
+}
+
+/// What the dashboard shows, and which keys mean what.
+#[derive(Clone)]
+pub enum Screen {
+    Table,
+    /// Typing a filter over the table.
+    Filter,
+    Drill(Box<Drill>),
+    /// The help overlay, over the table or a drill-down.
+    Help(Option<Box<Drill>>),
+}
+
+/// What an action asks of the loop that runs the dashboard: the state changes, the I/O is the
+/// loop's.
+#[derive(Debug)]
+pub enum Effect {
+    Quit,
+    /// Write these rows (the view on screen) as CSV.
+    Export(Vec<Row>, Period),
+    /// Show this in the footer.
+    Say(&'static str),
 }
 
 /// Everything the dashboard knows. One owner: the UI thread.
@@ -228,30 +146,28 @@ pub struct App {
     pub sort: Column,
     pub descending: bool,
     pub filter: String,
-    pub filtering: bool,
     pub rates: bool,
     pub ttfb: bool,
     pub units: Units,
     pub selected: usize,
-    pub help: bool,
-    pub drill: Option<Drill>,
-    /// The most recent exchanges, newest last.
-    pub recent: VecDeque<Exchange>,
+    pub screen: Screen,
+    /// The most recent exchanges, newest last: where a drill-down starts.
+    recent: VecDeque<Exchange>,
     /// Requests per tick, per (key index, group), oldest first.
     pub history: HashMap<(usize, String), VecDeque<u64>>,
     pub health: Health,
     /// What is being captured (interfaces or file).
     pub source: String,
     pub started: Instant,
-    pub message: Option<(String, Instant)>,
+    message: Option<(String, Instant)>,
     pub export_dir: PathBuf,
-    pub quit: bool,
-    /// Rows per page, from the last render, for PgUp/PgDn.
+    /// Rows per page, for PgUp/PgDn (set from the terminal's size).
     pub page: usize,
+    /// The rows on screen (the table's, or the drill-down's), rebuilt by [`App::refresh`] when
+    /// data, a tick or a key changed them.
+    view: Vec<Row>,
+    stale: bool,
 }
-
-/// One row as shown: label and aggregates.
-pub type ViewRow = Row;
 
 impl App {
     pub fn new(stats: Stats, source: String, units: Units, export_dir: PathBuf) -> Self {
@@ -259,16 +175,14 @@ impl App {
             stats,
             frozen: None,
             key_idx: 0,
-            sort: Column::Requests,
+            sort: Column::Metric(Metric::Requests),
             descending: true,
             filter: String::new(),
-            filtering: false,
             rates: false,
             ttfb: false,
             units,
             selected: 0,
-            help: false,
-            drill: None,
+            screen: Screen::Table,
             recent: VecDeque::new(),
             history: HashMap::new(),
             health: Health::default(),
@@ -276,20 +190,33 @@ impl App {
             started: Instant::now(),
             message: None,
             export_dir,
-            quit: false,
             page: 10,
+            view: Vec::new(),
+            stale: true,
         }
     }
 
     pub fn mode(&self) -> Mode {
-        if self.filtering {
-            Mode::Filter
-        } else if self.help {
-            Mode::Help
-        } else if self.drill.is_some() {
-            Mode::Drill
-        } else {
-            Mode::Table
+        match self.screen {
+            Screen::Table => Mode::Table,
+            Screen::Filter => Mode::Filter,
+            Screen::Drill(_) => Mode::Drill,
+            Screen::Help(_) => Mode::Help,
+        }
+    }
+
+    /// The drill-down shown, or under the help overlay.
+    pub fn drill(&self) -> Option<&Drill> {
+        match &self.screen {
+            Screen::Drill(d) | Screen::Help(Some(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn drill_mut(&mut self) -> Option<&mut Drill> {
+        match &mut self.screen {
+            Screen::Drill(d) | Screen::Help(Some(d)) => Some(d),
+            _ => None,
         }
     }
 
@@ -304,49 +231,60 @@ impl App {
 
     /// The visible columns, in order.
     pub fn columns(&self) -> Vec<Column> {
-        use Column as C;
-        let mut c = vec![
-            C::Group,
-            C::Requests,
-            C::Rate,
-            C::In,
-            C::Out,
-            C::Success,
-            C::Status4xx,
-            C::Status5xx,
-            C::Min,
-            C::Avg,
-            C::Max,
-            C::P99,
-        ];
-        if self.ttfb {
-            c.push(C::Ttfb);
+        std::iter::once(Column::Group)
+            .chain(
+                COLUMNS
+                    .iter()
+                    .filter(|m| self.ttfb || **m != Metric::TtfbAvg)
+                    .map(|m| Column::Metric(*m)),
+            )
+            .collect()
+    }
+
+    /// The rows on screen, as of the last [`App::refresh`].
+    pub fn view(&self) -> &[Row] {
+        &self.view
+    }
+
+    /// Rebuilds the rows on screen if anything changed them, and keeps the selection on a row.
+    pub fn refresh(&mut self) {
+        if !self.stale {
+            return;
         }
-        c
+        self.stale = false;
+        let (mut rows, span) = match self.drill() {
+            Some(d) => (
+                d.stats.rows(d.by),
+                Period {
+                    tick_s: 0.0,
+                    elapsed_s: 0.0,
+                },
+            ),
+            None => {
+                let stats = self.shown();
+                let needle = self.filter.to_lowercase();
+                let rows = stats
+                    .rows(self.key_idx)
+                    .into_iter()
+                    .filter(|r| needle.is_empty() || r.group.to_lowercase().contains(&needle))
+                    .collect();
+                (rows, stats.span())
+            }
+        };
+        self.sort_rows(&mut rows, span);
+        self.view = rows;
+        self.selected = self.selected.min(self.view.len().saturating_sub(1));
     }
 
-    /// The rows of the current key, filtered and sorted.
-    pub fn view(&self) -> Vec<ViewRow> {
-        let stats = self.shown();
-        let needle = self.filter.to_lowercase();
-        let mut rows: Vec<Row> = stats
-            .rows(self.key_idx)
-            .into_iter()
-            .filter(|r| needle.is_empty() || r.group.to_lowercase().contains(&needle))
-            .collect();
-        self.sort_rows(&mut rows, stats.last_tick_s());
-        rows
-    }
-
-    fn sort_rows(&self, rows: &mut [Row], tick_s: f64) {
+    fn sort_rows(&self, rows: &mut [Row], span: Period) {
         let col = self.sort;
         rows.sort_by(|a, b| {
             let ord = if col == Column::Group {
                 a.group.cmp(&b.group)
             } else {
                 let (x, y) = (
-                    col.value(&a.agg, tick_s, self.rates),
-                    col.value(&b.agg, tick_s, self.rates),
+                    col.value(a, span, self.rates),
+                    col.value(b, span, self.rates),
                 );
                 x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
             };
@@ -356,32 +294,18 @@ impl App {
         });
     }
 
-    /// The drill-down: the selected group's recent exchanges broken down by the second key, and
-    /// the newest of them.
-    pub fn drill_view(&self) -> Option<(Vec<Row>, Vec<Exchange>)> {
-        let d = self.drill.as_ref()?;
-        let mine: Vec<&Exchange> = self
-            .recent
-            .iter()
-            .filter(|e| d.key.label(e) == d.group)
-            .collect();
-        let mut sub = Stats::new(vec![d.by.clone()], 1000);
-        for e in &mine {
-            sub.add(e);
-        }
-        let mut rows = sub.rows(0);
-        self.sort_rows(&mut rows, 0.0);
-        Some((rows, mine.into_iter().rev().take(200).cloned().collect()))
-    }
-
     /// Exchanges from the capture side.
     pub fn ingest(&mut self, exchanges: impl IntoIterator<Item = Exchange>) {
         for e in exchanges {
             self.stats.add(&e);
+            if let Some(d) = self.drill_mut() {
+                d.add(&e);
+            }
             if self.recent.len() == RECENT {
                 self.recent.pop_front();
             }
             self.recent.push_back(e);
+            self.stale = true;
         }
     }
 
@@ -397,42 +321,40 @@ impl App {
                 h.push_back(r.agg.last_tick_requests);
             }
         }
+        self.stale = true;
     }
 
-    pub fn say(&mut self, msg: impl Into<String>) {
-        self.message = Some((msg.into(), Instant::now()));
+    /// Shows `msg` in the footer from `at` on, for a few seconds.
+    pub fn say(&mut self, msg: impl Into<String>, at: Instant) {
+        self.message = Some((msg.into(), at));
     }
 
-    /// The transient message, if still fresh.
-    pub fn message(&self) -> Option<&str> {
+    /// The footer's message, if still fresh at `now`.
+    pub fn message(&self, now: Instant) -> Option<&str> {
         self.message
             .as_ref()
-            .filter(|(_, at)| at.elapsed() < Duration::from_secs(5))
+            .filter(|(_, at)| now.saturating_duration_since(*at) < MESSAGE_FOR)
             .map(|(m, _)| m.as_str())
     }
 
-    pub fn apply(&mut self, action: Action) {
+    /// Carries out a key's action on the state; what it asks of the outside world is returned.
+    pub fn apply(&mut self, action: Action) -> Option<Effect> {
         use Action as A;
+        self.stale = true;
         let n_keys = self.stats.keys().len();
         let n_cols = self.columns().len();
-        let n_rows = match &self.drill {
-            Some(_) => self.drill_view().map_or(0, |(r, _)| r.len()),
-            None => self.view().len(),
-        };
+        let n_rows = self.view.len();
         match action {
-            A::Quit => self.quit = true,
+            A::Quit => return Some(Effect::Quit),
             A::NextGroupKey | A::PrevGroupKey => {
                 let step = if action == A::NextGroupKey {
                     1
                 } else {
                     n_keys - 1
                 };
-                if let Some(d) = &mut self.drill {
-                    let keys = self.stats.keys();
-                    let i = keys.iter().position(|k| *k == d.by).unwrap_or(0);
-                    d.by = keys[(i + step) % n_keys].clone();
-                } else {
-                    self.key_idx = (self.key_idx + step) % n_keys;
+                match self.drill_mut() {
+                    Some(d) => d.by = (d.by + step) % n_keys,
+                    None => self.key_idx = (self.key_idx + step) % n_keys,
                 }
                 self.selected = 0;
             }
@@ -454,7 +376,11 @@ impl App {
                 }
             }
             A::Reverse => self.descending = !self.descending,
-            A::FilterStart => self.filtering = true,
+            A::FilterStart => {
+                if matches!(self.screen, Screen::Table) {
+                    self.screen = Screen::Filter;
+                }
+            }
             A::FilterChar(c) => {
                 self.filter.push(c);
                 self.selected = 0;
@@ -462,10 +388,10 @@ impl App {
             A::FilterBackspace => {
                 self.filter.pop();
             }
-            A::FilterDone => self.filtering = false,
+            A::FilterDone => self.screen = Screen::Table,
             A::FilterClear => {
                 self.filter.clear();
-                self.filtering = false;
+                self.screen = Screen::Table;
             }
             A::Pause => {
                 self.frozen = match self.frozen.take() {
@@ -477,68 +403,86 @@ impl App {
             A::ToggleTtfb => self.ttfb = !self.ttfb,
             A::Clear => {
                 self.stats.reset();
+                if let Some(d) = self.drill_mut() {
+                    d.stats.reset();
+                    d.log.clear();
+                }
                 self.frozen = None;
                 self.history.clear();
                 self.recent.clear();
                 self.selected = 0;
-                self.say("statistics cleared");
+                return Some(Effect::Say("statistics cleared"));
             }
-            A::Export => match self.export() {
-                Ok(path) => self.say(format!("snapshot written to {}", path.display())),
-                Err(e) => self.say(format!("export failed: {e:#}")),
-            },
+            A::Export => {
+                let span = match self.drill() {
+                    Some(_) => Period {
+                        tick_s: 0.0,
+                        elapsed_s: 0.0,
+                    },
+                    None => self.shown().span(),
+                };
+                return Some(Effect::Export(self.view.clone(), span));
+            }
             A::Up => self.selected = self.selected.saturating_sub(1),
             A::Down => self.selected = (self.selected + 1).min(n_rows.saturating_sub(1)),
             A::PageUp => self.selected = self.selected.saturating_sub(self.page.max(1)),
             A::PageDown => {
-                self.selected = (self.selected + self.page.max(1)).min(n_rows.saturating_sub(1))
+                self.selected = (self.selected + self.page.max(1)).min(n_rows.saturating_sub(1));
             }
             A::Home => self.selected = 0,
             A::End => self.selected = n_rows.saturating_sub(1),
             A::Enter => {
-                if self.drill.is_none()
-                    && let Some(row) = self.view().get(self.selected)
+                if matches!(self.screen, Screen::Table)
+                    && let Some(row) = self.view.get(self.selected)
                 {
-                    let key = self.key().clone();
-                    let by = if key == GroupKey::Path {
-                        GroupKey::Method
-                    } else {
-                        GroupKey::Path
-                    };
-                    self.drill = Some(Drill {
-                        key,
-                        group: row.group.clone(),
-                        by,
-                    });
+                    self.screen = Screen::Drill(Box::new(self.drill_into(row.group.clone())));
                     self.selected = 0;
                 }
             }
             A::Back => {
-                if self.help {
-                    self.help = false;
-                } else if self.drill.take().is_none() && !self.filter.is_empty() {
-                    self.filter.clear();
-                }
+                self.screen = match std::mem::replace(&mut self.screen, Screen::Table) {
+                    Screen::Help(Some(d)) => Screen::Drill(d),
+                    Screen::Table => {
+                        self.filter.clear();
+                        Screen::Table
+                    }
+                    _ => Screen::Table,
+                };
                 self.selected = 0;
             }
-            A::Help => self.help = !self.help,
+            A::Help => {
+                self.screen = match std::mem::replace(&mut self.screen, Screen::Table) {
+                    Screen::Help(Some(d)) => Screen::Drill(d),
+                    Screen::Help(None) => Screen::Table,
+                    Screen::Drill(d) => Screen::Help(Some(d)),
+                    Screen::Table | Screen::Filter => Screen::Help(None),
+                };
+            }
         }
+        None
     }
 
-    /// Writes the current view (same columns as `--csv`) to a timestamped file.
-    fn export(&self) -> anyhow::Result<PathBuf> {
-        let name = format!(
-            "http-top-{}.csv",
-            chrono::Local::now().format("%Y%m%d-%H%M%S")
-        );
-        let path = self.export_dir.join(name);
-        let rows = match self.drill_view() {
-            Some((rows, _)) => rows,
-            None => self.view(),
+    /// A drill-down into `group` of the key shown: counted from the recent exchanges on.
+    fn drill_into(&self, group: String) -> Drill {
+        let key = self.key().clone();
+        let by_key = if key == GroupKey::Path {
+            GroupKey::Method
+        } else {
+            GroupKey::Path
         };
-        let file = std::fs::File::create(&path)?;
-        crate::output::csv::write_csv(std::io::BufWriter::new(file), &rows)?;
-        Ok(path)
+        let keys = self.stats.keys().to_vec();
+        let by = keys.iter().position(|k| *k == by_key).unwrap_or(0);
+        let mut d = Drill {
+            key,
+            group,
+            by,
+            stats: Stats::new(keys, 1000),
+            log: VecDeque::new(),
+        };
+        for e in &self.recent {
+            d.add(e);
+        }
+        d
     }
 }
 

@@ -10,11 +10,15 @@ use ratatui::{
     },
 };
 
-use super::{App, Column, Units};
+use std::time::Instant;
+
+use super::{App, Column, Mode};
 use crate::{
-    stats::{Agg, GroupKey, Row},
+    stats::{
+        GroupKey, Row,
+        metric::{Metric, Period, Style as Format},
+    },
     text::{ellipsize, printable},
-    units,
 };
 
 const WARN: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
@@ -26,24 +30,23 @@ const HEADER: Style = Style::new()
 fn width(c: Column) -> u16 {
     match c {
         Column::Group => 0,
-        Column::Requests | Column::Rate => 7,
-        Column::In | Column::Out => 10,
-        Column::Success => 6,
-        Column::Status4xx | Column::Status5xx => 5,
-        Column::Min | Column::Avg | Column::Max | Column::P99 | Column::Ttfb => 7,
+        Column::Metric(Metric::BytesIn | Metric::BytesOut) => 10,
+        Column::Metric(Metric::Success) => 6,
+        Column::Metric(Metric::Status(_)) => 5,
+        Column::Metric(_) => 7,
     }
 }
 
 /// Columns dropped first when the terminal is narrow.
 const DROP_ORDER: [Column; 8] = [
-    Column::Min,
-    Column::Max,
-    Column::Ttfb,
-    Column::Status4xx,
-    Column::Rate,
-    Column::In,
-    Column::P99,
-    Column::Success,
+    Column::Metric(Metric::LatencyMin),
+    Column::Metric(Metric::LatencyMax),
+    Column::Metric(Metric::TtfbAvg),
+    Column::Metric(Metric::Status(4)),
+    Column::Metric(Metric::Rate),
+    Column::Metric(Metric::BytesIn),
+    Column::Metric(Metric::LatencyP99),
+    Column::Metric(Metric::Success),
 ];
 
 /// Least width the group column keeps before other columns are dropped.
@@ -62,62 +65,23 @@ pub fn fit_columns(mut cols: Vec<Column>, avail: u16) -> (Vec<Column>, u16) {
     (cols, group)
 }
 
-fn fmt_bytes(n: f64, u: Units, rate: bool) -> String {
-    let s = match u {
-        Units::Human => units::bytes(n as u64),
-        Units::Raw => format!("{n:.0}"),
-    };
-    if rate { format!("{s}/s") } else { s }
+fn fmt_bytes(n: f64, f: Format) -> String {
+    Metric::BytesIn.format(Some(n), f)
 }
 
-fn fmt_us(us: f64, u: Units) -> String {
-    match u {
-        Units::Human => units::micros(us),
-        Units::Raw => format!("{us:.0}"),
-    }
+fn fmt_us(us: f64, f: Format) -> String {
+    Metric::LatencyAvg.format(Some(us), f)
 }
 
-fn fmt_count(n: u64, u: Units) -> String {
-    match u {
-        Units::Human => units::count(n),
-        Units::Raw => n.to_string(),
-    }
+fn fmt_count(n: u64, f: Format) -> String {
+    Metric::Requests.format(Some(n as f64), f)
 }
 
 /// The text of one cell.
-pub fn cell(app: &App, c: Column, group: &str, a: &Agg, tick_s: f64, group_w: u16) -> String {
-    let per = |n: u64| if tick_s > 0.0 { n as f64 / tick_s } else { 0.0 };
-    let lat = |f: &dyn Fn() -> f64| {
-        if a.latency.is_empty() {
-            "-".to_owned()
-        } else {
-            fmt_us(f(), app.units)
-        }
-    };
-    match c {
-        Column::Group => ellipsize(group, usize::from(group_w)),
-        Column::Requests => fmt_count(a.requests, app.units),
-        Column::Rate => format!("{:.1}", per(a.last_tick_requests)),
-        Column::In if app.rates => fmt_bytes(per(a.last_tick_bytes[0]), app.units, true),
-        Column::Out if app.rates => fmt_bytes(per(a.last_tick_bytes[1]), app.units, true),
-        Column::In => fmt_bytes(a.bytes_in as f64, app.units, false),
-        Column::Out => fmt_bytes(a.bytes_out as f64, app.units, false),
-        Column::Success => a
-            .success_rate()
-            .map_or_else(|| "-".into(), |s| format!("{s:.1}")),
-        Column::Status4xx => fmt_count(a.status[3], app.units),
-        Column::Status5xx => fmt_count(a.status[4], app.units),
-        Column::Min => lat(&|| a.latency.min() as f64),
-        Column::Avg => lat(&|| a.latency.mean()),
-        Column::Max => lat(&|| a.latency.max() as f64),
-        Column::P99 => lat(&|| a.latency.value_at_quantile(0.99) as f64),
-        Column::Ttfb => {
-            if a.ttfb.is_empty() {
-                "-".into()
-            } else {
-                fmt_us(a.ttfb.mean(), app.units)
-            }
-        }
+pub fn cell(app: &App, c: Column, r: &Row, span: Period, group_w: u16) -> String {
+    match c.metric(app.rates) {
+        None => ellipsize(&r.group, usize::from(group_w)),
+        Some(m) => m.cell(&r.agg, span, app.units.into()),
     }
 }
 
@@ -125,34 +89,46 @@ fn hms(secs: u64) -> String {
     format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
-/// Draws the whole screen.
-pub fn draw(f: &mut Frame<'_>, app: &mut App) {
-    let area = f.area();
+/// The body's layout below the two header lines and above the footer: the table, and a
+/// sparkline when there is room.
+fn body_areas(area: Rect) -> (Rect, Rect, Rect, Rect) {
     let [head, body, foot] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(0),
         Constraint::Length(1),
     ])
     .areas(area);
-    header(f, app, head);
-    if app.drill.is_some() {
-        drill(f, app, body);
+    let spark_h = if body.height >= 12 { 4 } else { 0 };
+    let [table_area, spark_area] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(spark_h)]).areas(body);
+    (head, table_area, spark_area, foot)
+}
+
+/// Rows a page of the main table holds on a terminal of this size (for PgUp/PgDn).
+pub fn page_rows(area: Rect) -> usize {
+    usize::from(body_areas(area).1.height.saturating_sub(3))
+}
+
+/// Draws the whole screen as of `now` (uptime, messages).
+pub fn draw(f: &mut Frame<'_>, app: &App, now: Instant) {
+    let area = f.area();
+    let (head, table_area, spark_area, foot) = body_areas(area);
+    header(f, app, head, now);
+    if app.drill().is_some() {
+        drill(f, app, table_area.union(spark_area));
     } else {
-        let spark_h = if body.height >= 12 { 4 } else { 0 };
-        let [table_area, spark_area] =
-            Layout::vertical([Constraint::Min(0), Constraint::Length(spark_h)]).areas(body);
         table(f, app, table_area);
-        if spark_h > 0 {
+        if spark_area.height > 0 {
             sparkline(f, app, spark_area);
         }
     }
-    footer(f, app, foot);
-    if app.help {
+    footer(f, app, foot, now);
+    if app.mode() == Mode::Help {
         help(f, area);
     }
 }
 
-fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
+fn header(f: &mut Frame<'_>, app: &App, area: Rect, now: Instant) {
     let s = app.shown();
     let t = s.total();
     let mut l1 = vec![
@@ -160,7 +136,7 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
         Span::raw(format!(" {} ", printable(app.source.as_bytes()))),
         Span::raw(format!(
             "│ up {} │ capture {} ",
-            hms(app.started.elapsed().as_secs()),
+            hms(now.saturating_duration_since(app.started).as_secs()),
             hms(s.elapsed_s() as u64)
         )),
         Span::raw("│ group: "),
@@ -205,9 +181,9 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
     let l2 = vec![
         Span::raw(format!(
             " {rate:.1} req/s │ {} reqs │ in {} out {} │ ok {} │ ",
-            fmt_count(t.requests, app.units),
-            fmt_bytes(t.bytes_in as f64, app.units, false),
-            fmt_bytes(t.bytes_out as f64, app.units, false),
+            fmt_count(t.requests, app.units.into()),
+            fmt_bytes(t.bytes_in as f64, app.units.into()),
+            fmt_bytes(t.bytes_out as f64, app.units.into()),
             t.success_rate()
                 .map_or_else(|| "-".into(), |r| format!("{r:.1}%")),
         )),
@@ -230,9 +206,8 @@ fn group_table<'a>(
     rows: &[Row],
     key: &GroupKey,
     area_w: u16,
-    tick_s: f64,
+    span: Period,
     title: String,
-    marked: bool,
 ) -> Table<'a> {
     let (cols, group_w) = fit_columns(app.columns(), area_w.saturating_sub(2 + 2));
     let right = |text: String, c: Column| {
@@ -244,7 +219,7 @@ fn group_table<'a>(
     };
     let header = TableRow::new(cols.iter().map(|c| {
         let mut t = c.title(key, app.rates);
-        if marked && *c == app.sort {
+        if *c == app.sort {
             t.push(if app.descending { '▼' } else { '▲' });
         }
         right(t, *c)
@@ -255,13 +230,17 @@ fn group_table<'a>(
         .map(|r| {
             TableRow::new(cols.iter().map(|c| {
                 let style = match c {
-                    Column::Status5xx if r.agg.status[4] > 0 => Style::new().fg(Color::Red),
-                    Column::Success if r.agg.success_rate().is_some_and(|s| s < 99.0) => {
+                    Column::Metric(Metric::Status(5)) if r.agg.status[4] > 0 => {
+                        Style::new().fg(Color::Red)
+                    }
+                    Column::Metric(Metric::Success)
+                        if r.agg.success_rate().is_some_and(|s| s < 99.0) =>
+                    {
                         Style::new().fg(Color::Red)
                     }
                     _ => Style::new(),
                 };
-                right(cell(app, *c, &r.group, &r.agg, tick_s, group_w), *c).style(style)
+                right(cell(app, *c, r, span, group_w), *c).style(style)
             }))
         })
         .collect();
@@ -283,38 +262,27 @@ fn group_table<'a>(
         .highlight_symbol("▶ ")
 }
 
-/// Clamps the selection to `n` rows and records the page size, for the keys that move it.
-fn select(app: &mut App, n: usize, area: Rect) -> TableState {
-    app.page = usize::from(area.height.saturating_sub(3));
-    app.selected = app.selected.min(n.saturating_sub(1));
-    TableState::default().with_selected((n > 0).then_some(app.selected))
+/// The table's selection: the selected row, when there is one.
+fn selection(app: &App) -> TableState {
+    TableState::default().with_selected((!app.view().is_empty()).then_some(app.selected))
 }
 
 /// The main table.
-fn table(f: &mut Frame<'_>, app: &mut App, area: Rect) {
+fn table(f: &mut Frame<'_>, app: &App, area: Rect) {
     let rows = app.view();
-    let title = if app.filter.is_empty() && !app.filtering {
+    let filtering = app.mode() == Mode::Filter;
+    let title = if app.filter.is_empty() && !filtering {
         format!(" {} groups ", rows.len())
     } else {
         format!(
             " filter: {}{} ({} groups) ",
             app.filter,
-            if app.filtering { "▏" } else { "" },
+            if filtering { "▏" } else { "" },
             rows.len()
         )
     };
-    let key = app.key().clone();
-    let t = group_table(
-        app,
-        &rows,
-        &key,
-        area.width,
-        app.shown().last_tick_s(),
-        title,
-        true,
-    );
-    let mut state = select(app, rows.len(), area);
-    f.render_stateful_widget(t, area, &mut state);
+    let t = group_table(app, rows, app.key(), area.width, app.shown().span(), title);
+    f.render_stateful_widget(t, area, &mut selection(app));
 }
 
 fn sparkline(f: &mut Frame<'_>, app: &App, area: Rect) {
@@ -350,24 +318,28 @@ fn sparkline(f: &mut Frame<'_>, app: &App, area: Rect) {
     );
 }
 
-fn drill(f: &mut Frame<'_>, app: &mut App, area: Rect) {
-    let Some((rows, log)) = app.drill_view() else {
+fn drill(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let Some(d) = app.drill() else {
         return;
     };
-    let d = app.drill.clone().expect("drill_view returned Some");
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    let by = &d.stats.keys()[d.by];
     let title = format!(
-        " {} = {} by {} (last {} exchanges) ",
+        " {} = {} by {} ({} requests) ",
         d.key,
         ellipsize(&d.group, 40),
-        d.by,
-        app.recent.len()
+        by,
+        d.stats.total().requests,
     );
-    let t = group_table(app, &rows, &d.by, top.width, 0.0, title, true);
-    let mut state = select(app, rows.len(), top);
-    f.render_stateful_widget(t, top, &mut state);
-    let lines: Vec<Line<'_>> = log
+    let no_ticks = Period {
+        tick_s: 0.0,
+        elapsed_s: 0.0,
+    };
+    let t = group_table(app, app.view(), by, top.width, no_ticks, title);
+    f.render_stateful_widget(t, top, &mut selection(app));
+    let lines: Vec<Line<'_>> = d
+        .log
         .iter()
         .take(usize::from(bottom.height.saturating_sub(2)))
         .map(|e| {
@@ -379,16 +351,17 @@ fn drill(f: &mut Frame<'_>, app: &mut App, area: Rect) {
             let secs = t / 1_000_000_000 % 86_400;
             let s = |b: Option<&[u8]>| b.map_or_else(|| "-".to_owned(), printable);
             let status = e.status.map_or_else(|| "---".to_owned(), |s| s.to_string());
-            let lat = e
-                .latency_ns()
-                .map_or_else(|| "-".to_owned(), |n| fmt_us(n as f64 / 1000.0, app.units));
+            let lat = e.latency_ns().map_or_else(
+                || "-".to_owned(),
+                |n| fmt_us(n as f64 / 1000.0, app.units.into()),
+            );
             let text = format!(
                 "{} {:<21} {:<7} {} {} {} {}",
                 hms(secs),
                 e.client.to_string(),
                 s(e.method()),
                 status,
-                fmt_bytes((e.req_bytes + e.resp_bytes) as f64, app.units, false),
+                fmt_bytes((e.req_bytes + e.resp_bytes) as f64, app.units.into()),
                 lat,
                 s(e.target()),
             );
@@ -413,11 +386,11 @@ fn drill(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     );
 }
 
-fn footer(f: &mut Frame<'_>, app: &App, area: Rect) {
-    let line = match app.message() {
+fn footer(f: &mut Frame<'_>, app: &App, area: Rect, now: Instant) {
+    let line = match app.message(now) {
         Some(m) => Line::styled(format!(" {m}"), Style::new().fg(Color::Green)),
-        None if app.filtering => Line::raw(" type to filter · Enter keep · Esc clear"),
-        None if app.drill.is_some() => {
+        None if app.mode() == Mode::Filter => Line::raw(" type to filter · Enter keep · Esc clear"),
+        None if app.drill().is_some() => {
             Line::raw(" Esc back · g breakdown key · s sort · e export · q quit")
         }
         None => Line::raw(

@@ -4,6 +4,7 @@
 //! restored on every way out, panics included (`ratatui::init` installs the hook).
 
 use std::{
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -16,11 +17,12 @@ use std::{
 use anyhow::Context;
 use crossterm::event::{self, Event, KeyEventKind};
 
-use super::{App, map_key, render};
+use super::{App, Effect, map_key, render};
 use crate::{
     capture::PacketSource,
     http::Exchange,
     session::{self, Health, Output},
+    stats::{Row, metric::Period},
 };
 
 /// What the capture thread sends.
@@ -140,6 +142,38 @@ pub fn run(
     result.and(captured)
 }
 
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Quit,
+}
+
+/// Does what an action asked of the outside world.
+pub fn carry_out(app: &mut App, effect: Effect) -> Flow {
+    let msg = match effect {
+        Effect::Quit => return Flow::Quit,
+        Effect::Say(msg) => msg.to_owned(),
+        Effect::Export(rows, span) => match export(&app.export_dir, &rows, span) {
+            Ok(path) => format!("snapshot written to {}", path.display()),
+            Err(e) => format!("export failed: {e:#}"),
+        },
+    };
+    app.say(msg, Instant::now());
+    Flow::Continue
+}
+
+/// Writes `rows` (same columns as `--csv`) to a file named after the local time in `dir`.
+fn export(dir: &Path, rows: &[Row], span: Period) -> anyhow::Result<PathBuf> {
+    let name = format!(
+        "http-top-{}.csv",
+        chrono::Local::now().format("%Y%m%d-%H%M%S")
+    );
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path)?;
+    crate::output::csv::write_csv(std::io::BufWriter::new(file), rows, span)?;
+    Ok(path)
+}
+
 /// Takes what the capture side sent; whether it said the capture ended.
 fn take(app: &mut App, rx: &Receiver<Batch>) -> bool {
     let mut ended = false;
@@ -164,15 +198,19 @@ fn ui_loop(
     let mut ended = false;
     loop {
         ended |= take(app, rx);
-        terminal.draw(|f| render::draw(f, app))?;
+        app.page = render::page_rows(terminal.size()?.into());
+        app.refresh();
+        terminal.draw(|f| render::draw(f, app, Instant::now()))?;
         if event::poll(FRAME)?
             && let Event::Key(k) = event::read()?
             && k.kind == KeyEventKind::Press
             && let Some(a) = map_key(k, app.mode())
+            && let Some(effect) = app.apply(a)
+            && carry_out(app, effect) == Flow::Quit
         {
-            app.apply(a);
+            return Ok(());
         }
-        if app.quit || stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) {
             return Ok(());
         }
         if handle.is_finished() {
