@@ -8,15 +8,15 @@ use std::net::SocketAddr;
 use http_top::{
     decode::Segment,
     flow::{FlowConfig, FlowTable},
-    http::{HttpConn, HttpHandler},
+    proto::{Conn, Protocols},
 };
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
     let s: SocketAddr = "10.0.0.2:80".parse().unwrap();
-    let mut t = FlowTable::<HttpConn>::new(FlowConfig::default());
-    let mut h = HttpHandler::default();
+    let mut t = FlowTable::<Conn>::new(FlowConfig::default());
+    let mut h = Protocols::default();
     let mut seq = [1000u32, 9000u32];
     let mut rest = data;
     let mut ts = 0;

@@ -3,8 +3,8 @@
 use crate::{
     decode::{self, DecodeError, Segment},
     flow::{FlowConfig, FlowStats, FlowTable},
-    http::{Exchange, HttpConn, HttpHandler, HttpStats},
     packet::Packet,
+    proto::{Conn, Exchange, HttpStats, Protocols},
 };
 
 crate::counters! {
@@ -49,8 +49,8 @@ impl std::ops::AddAssign for Totals {
 }
 
 pub struct Pipeline {
-    flows: FlowTable<HttpConn>,
-    http: HttpHandler,
+    flows: FlowTable<Conn>,
+    http: Protocols,
     counters: PacketCounters,
     /// Latest capture time seen, the clock of everything downstream.
     now_ns: u64,
@@ -60,7 +60,7 @@ impl Pipeline {
     pub fn new(cfg: FlowConfig) -> Self {
         Self {
             flows: FlowTable::new(cfg),
-            http: HttpHandler::default(),
+            http: Protocols::default(),
             counters: PacketCounters::default(),
             now_ns: 0,
         }

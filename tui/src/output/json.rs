@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Sink;
 use crate::{
-    http::Exchange,
+    proto::Exchange,
     session::{Health, Output},
     text::printable,
 };

@@ -11,8 +11,8 @@ use http_top_common::{HTTP_TOKEN_MAX, starts_http_message};
 use super::Sink;
 use crate::{
     decode::{self, tcp_flags},
-    http::Exchange,
     packet::{Direction, Packet},
+    proto::Exchange,
     session::{Health, Output},
     text,
 };

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use crate::{
-    http::Exchange,
     packet::{LinkType, Packet},
+    proto::Exchange,
     session::{Health, Output},
 };
 

@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use super::Sink;
 use crate::{
-    http::Exchange,
+    proto::Exchange,
     session::{Health, Output},
     stats::{
         Agg, Stats,

@@ -24,9 +24,9 @@ use crate::{
     capture::{CaptureStats, Next, PacketSource, file::FileSource},
     decode::Segment,
     flow::FlowConfig,
-    http::Exchange,
     packet::Packet,
     pipeline::{Pipeline, Totals},
+    proto::Exchange,
     stats::Ticker,
 };
 

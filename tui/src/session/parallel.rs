@@ -25,9 +25,9 @@ use super::{Engine, Event};
 use crate::{
     decode::{Segment, tcp_flags},
     flow::{FlowConfig, FlowStats},
-    http::{Exchange, HttpStats},
     packet::Packet,
     pipeline::{Pipeline, Totals},
+    proto::{Exchange, HttpStats},
 };
 
 /// Segments (with their payload copied) sent to a worker at a time: large enough that the

@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::OTHER;
-use crate::{http::Exchange, text::printable};
+use crate::{proto::Exchange, text::printable};
 
 /// Label for a request field that is absent.
 pub const UNSPECIFIED: &str = "_unspecified";

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use hdrhistogram::Histogram;
 
 pub use self::key::GroupKey;
-use crate::http::Exchange;
+use crate::proto::Exchange;
 
 /// Label of the overflow group.
 pub const OTHER: &str = "_other";

@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 
-use crate::http::parser::RequestLine;
+use crate::proto::RequestLine;
 
 use super::*;
 
@@ -16,6 +16,7 @@ fn ex(
     Exchange {
         client: client.parse::<SocketAddr>().unwrap(),
         server: server.parse().unwrap(),
+        protocol: crate::proto::Protocol::Http11,
         request_seen: true,
         request: Some(RequestLine::new(
             method.as_bytes(),

@@ -24,7 +24,7 @@ use std::{
 pub use self::keys::{Action, Mode, map_key};
 pub use crate::stats::metric::Units;
 use crate::{
-    http::Exchange,
+    proto::Exchange,
     session::Health,
     stats::{
         GroupKey, Row, Stats,

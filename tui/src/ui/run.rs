@@ -20,7 +20,7 @@ use crossterm::event::{self, Event, KeyEventKind};
 use super::{App, Effect, map_key, render};
 use crate::{
     capture::PacketSource,
-    http::Exchange,
+    proto::Exchange,
     session::{self, Health, Output},
     stats::{Row, metric::Period},
 };

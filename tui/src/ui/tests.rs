@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{Terminal, backend::TestBackend, style::Color};
 
 use super::*;
-use crate::http::parser::RequestLine;
+use crate::proto::RequestLine;
 
 /// Every exchange of the demo capture, and the capture time of its last packet.
 fn demo_exchanges() -> (Vec<Exchange>, u64) {

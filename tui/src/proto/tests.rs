@@ -6,8 +6,8 @@ use std::{net::SocketAddr, path::Path};
 use crate::{
     decode::{Segment, tcp_flags},
     flow::{FlowConfig, FlowTable},
-    http::{Exchange, HttpConn, HttpHandler},
     pipeline::{Pipeline, read_file as read},
+    proto::{Conn, Exchange, Protocol, Protocols},
 };
 
 fn corpus(name: &str) -> std::path::PathBuf {
@@ -78,8 +78,8 @@ fn zeek_100_continue() {
 }
 
 struct Conv {
-    t: FlowTable<HttpConn>,
-    h: HttpHandler,
+    t: FlowTable<Conn>,
+    h: Protocols,
     seq: [u32; 2],
     ts: u64,
 }
@@ -91,7 +91,7 @@ impl Conv {
     fn new() -> Self {
         Self {
             t: FlowTable::new(FlowConfig::default()),
-            h: HttpHandler::default(),
+            h: Protocols::default(),
             seq: [1000, 9000],
             ts: 0,
         }
@@ -132,7 +132,7 @@ impl Conv {
     fn server(&mut self, data: &[u8]) {
         self.send(1, 0, data);
     }
-    fn done(mut self) -> (Vec<Exchange>, crate::http::HttpStats) {
+    fn done(mut self) -> (Vec<Exchange>, crate::proto::HttpStats) {
         self.t.finish_some(self.ts + 1, &mut self.h, usize::MAX);
         (self.h.exchanges, self.h.stats)
     }
@@ -379,4 +379,63 @@ fn pipelined_requests_are_not_guessed_at() {
     c.acked(1, &ok("three"));
     let (_, st) = c.done();
     assert_eq!(st.lost_responses, 0);
+}
+
+/// The exchange records the version its request was sent with; a response whose request was not
+/// seen, the version it was sent with.
+#[test]
+fn each_exchange_records_its_protocol_version() {
+    let mut c = Conv::new();
+    c.client(b"GET /old HTTP/1.0\r\n\r\n");
+    c.server(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    c.client(b"GET /new HTTP/1.1\r\nHost: h\r\n\r\n");
+    c.server(b"HTTP/1.1 204 No Content\r\n\r\n");
+    c.server(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let (ex, _) = c.done();
+    let got: Vec<_> = ex
+        .iter()
+        .map(|e| (s(e.target()).to_owned(), e.protocol))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/old".to_owned(), Protocol::Http10),
+            ("/new".to_owned(), Protocol::Http11),
+            ("-".to_owned(), Protocol::Http10),
+        ]
+    );
+    assert_eq!(Protocol::Http10.as_str(), "HTTP/1.0");
+    // The corpus: the 2004 capture and the Zeek ones speak HTTP/1.1.
+    for name in ["wireshark-http-cap.pcap", "zeek-pipelined-requests.pcap"] {
+        let (ex, _) = read(&corpus(name));
+        assert!(ex.iter().all(|e| e.protocol == Protocol::Http11), "{name}");
+    }
+}
+
+/// A connection picked up mid-stream is detected at its first message start, from either side,
+/// and the bytes before it still count in the positions pairing uses (a response lost whole is
+/// still found after the detection).
+#[test]
+fn detection_waits_for_a_message_start_in_either_direction() {
+    let mut c = Conv::new();
+    // The tail of a body from each side, then the server's next response first.
+    c.client(b"rest of an upload");
+    c.server(b"tail of a response body");
+    c.server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    c.client(b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n");
+    c.server(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    let (ex, st) = c.done();
+    let got: Vec<_> = ex
+        .iter()
+        .map(|e| (e.request_seen, s(e.target()).to_owned(), e.status))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (false, "-".to_owned(), Some(200)),
+            (true, "/after".to_owned(), Some(404)),
+        ]
+    );
+    assert_eq!(st.parse_errors, 0);
+    assert_eq!(ex[1].client, C.parse::<SocketAddr>().unwrap());
 }
