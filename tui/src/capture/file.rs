@@ -10,7 +10,7 @@
 //! next record after a corrupt length); it is counted in [`CaptureStats::bad_records`] and reported,
 //! never a panic.
 
-use std::{fs::File, io::Read, ops::Range, path::Path, time::Duration};
+use std::{fs::File, ops::Range, path::Path, time::Duration};
 
 use anyhow::{Context, bail};
 use pcap_file::{
@@ -22,6 +22,9 @@ use pcap_file::{
     },
 };
 
+mod window;
+
+use self::window::{Input, MAX_RECORD, WINDOW};
 use super::{CaptureStats, Next, PacketSource};
 use crate::packet::{Direction, LinkType, Packet};
 
@@ -32,56 +35,6 @@ const PCAP_MAGICS: [[u8; 4]; 4] = [
     [0xa1, 0xb2, 0x3c, 0x4d],
     [0x4d, 0x3c, 0xb2, 0xa1],
 ];
-
-/// Bytes read at a time. The buffer is refilled only when a record runs past its end, so what
-/// moves to its front each time is less than one record.
-const WINDOW: usize = 1 << 20;
-
-/// Largest record accepted: a corrupt length must not make the window grow to the file's size.
-const MAX_RECORD: usize = 64 << 20;
-
-/// The input seen through a window: `buf` holds its bytes from offset `base` on.
-struct Input {
-    /// `None` for a capture given in memory, and once the input has ended.
-    file: Option<File>,
-    buf: Vec<u8>,
-    base: usize,
-    /// Size of the whole input when known (a regular file, or bytes in memory), for progress.
-    len: Option<u64>,
-}
-
-impl Input {
-    /// Bytes in the buffer from offset `pos` on.
-    fn from(&self, pos: usize) -> &[u8] {
-        &self.buf[pos - self.base..]
-    }
-
-    fn ended(&self) -> bool {
-        self.file.is_none()
-    }
-
-    /// Drops what is before `pos` and reads until `want` bytes from `pos` on are buffered or the
-    /// input ends.
-    fn fill(&mut self, pos: usize, want: usize) -> std::io::Result<()> {
-        let Some(file) = &mut self.file else {
-            return Ok(());
-        };
-        // What is left of the buffer is less than a record: moving it is cheap.
-        self.buf.drain(..pos - self.base);
-        self.base = pos;
-        while self.buf.len() < want {
-            let room = (want - self.buf.len()).max(WINDOW);
-            // Exactly: doubling would reserve twice a big record.
-            self.buf.reserve_exact(room);
-            // read_to_end reads into spare capacity without zeroing it first.
-            if file.take(room as u64).read_to_end(&mut self.buf)? == 0 {
-                self.file = None;
-                break;
-            }
-        }
-        Ok(())
-    }
-}
 
 enum Parser {
     Pcap {
@@ -432,138 +385,4 @@ impl PacketSource for FileSource {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::{io::Write, path::PathBuf};
-
-    use super::*;
-
-    fn demo() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo.pcap")
-    }
-
-    fn all(src: &mut FileSource) -> Vec<(u64, Vec<u8>)> {
-        let mut out = Vec::new();
-        while let Next::Packet(p) = src.next_packet(Duration::ZERO).unwrap() {
-            out.push((p.ts_ns, p.data.to_vec()));
-        }
-        assert_eq!(src.problem(), None);
-        out
-    }
-
-    /// Compares without printing thousands of frames when they differ.
-    fn same(a: &[(u64, Vec<u8>)], b: &[(u64, Vec<u8>)]) {
-        assert_eq!(a.len(), b.len());
-        if let Some(i) = (0..a.len()).find(|&i| a[i] != b[i]) {
-            panic!("record {i} differs: ts {} vs {}", a[i].0, b[i].0);
-        }
-    }
-
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("http-top-file-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
-    }
-
-    /// The demo (1.6 MB) is longer than the read window, so records straddle refills; read through
-    /// the window from a file, from a pipe and as pcapng, every record equals the one read whole
-    /// from memory.
-    #[test]
-    fn windowed_reads_equal_reads_from_memory() {
-        use pcap_file::pcapng::{
-            PcapNgWriter,
-            blocks::{
-                enhanced_packet::EnhancedPacketBlock,
-                interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption},
-            },
-        };
-        let bytes = std::fs::read(demo()).unwrap();
-        assert!(bytes.len() > WINDOW);
-        let whole = all(&mut FileSource::from_bytes("demo", bytes.clone()).unwrap());
-        assert_eq!(whole.len(), 4124);
-
-        let mut file = FileSource::open(&demo()).unwrap();
-        same(&all(&mut file), &whole);
-        assert_eq!(file.progress(), Some(1.0));
-
-        let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
-        ng.write_pcapng_block(InterfaceDescriptionBlock {
-            linktype: DataLink::ETHERNET,
-            snaplen: 0,
-            // Nanosecond timestamps, like the pcap's.
-            options: vec![InterfaceDescriptionOption::IfTsResol(9)],
-        })
-        .unwrap();
-        for (ts, data) in &whole {
-            ng.write_pcapng_block(EnhancedPacketBlock {
-                interface_id: 0,
-                timestamp: Duration::from_nanos(*ts),
-                original_len: data.len() as u32,
-                data: std::borrow::Cow::Borrowed(data),
-                options: vec![],
-            })
-            .unwrap();
-        }
-        let ng_path = temp("demo.pcapng");
-        std::fs::write(&ng_path, ng.into_inner()).unwrap();
-        same(&all(&mut FileSource::open(&ng_path).unwrap()), &whole);
-
-        // A FIFO: no size, read as it comes.
-        let fifo = temp("demo.fifo");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let writer = {
-            let fifo = fifo.clone();
-            std::thread::spawn(move || {
-                let mut w = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
-                // In pieces, as a live producer writes.
-                for piece in bytes.chunks(100_000) {
-                    w.write_all(piece).unwrap();
-                }
-            })
-        };
-        let mut piped = FileSource::open(&fifo).unwrap();
-        assert_eq!(piped.progress(), None);
-        same(&all(&mut piped), &whole);
-        writer.join().unwrap();
-        std::fs::remove_dir_all(fifo.parent().unwrap()).unwrap();
-    }
-
-    /// A pcapng block claiming 2 GiB in a longer file: the file ends there, counted, and the window
-    /// stops growing at the record cap instead of reading on for it.
-    #[test]
-    fn a_corrupt_block_length_ends_the_file_without_reading_it_all() {
-        let mut bytes = Vec::new();
-        // Section header block (28 bytes, no options), then an Interface Description Block.
-        bytes.extend_from_slice(&0x0a0d0d0au32.to_le_bytes());
-        bytes.extend_from_slice(&28u32.to_le_bytes());
-        bytes.extend_from_slice(&0x1a2b3c4du32.to_le_bytes());
-        bytes.extend_from_slice(&[1, 0, 0, 0]);
-        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
-        bytes.extend_from_slice(&28u32.to_le_bytes());
-        bytes.extend_from_slice(&1u32.to_le_bytes());
-        bytes.extend_from_slice(&20u32.to_le_bytes());
-        bytes.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
-        bytes.extend_from_slice(&20u32.to_le_bytes());
-        // An Enhanced Packet Block whose length says 2 GiB.
-        bytes.extend_from_slice(&6u32.to_le_bytes());
-        bytes.extend_from_slice(&0x8000_0000u32.to_le_bytes());
-        bytes.resize(bytes.len() + MAX_RECORD + 8 * WINDOW, 0);
-        let path = temp("corrupt.pcapng");
-        std::fs::write(&path, &bytes).unwrap();
-        let mut src = FileSource::open(&path).unwrap();
-        assert!(matches!(
-            src.next_packet(Duration::ZERO).unwrap(),
-            Next::End
-        ));
-        assert_eq!(src.stats().bad_records, 1);
-        assert!(src.problem().is_some());
-        let cap = src.input.buf.capacity();
-        assert!(cap <= MAX_RECORD + 4 * WINDOW, "{cap}");
-        assert!(
-            !src.input.ended(),
-            "read to the end for a record that cannot be"
-        );
-        std::fs::remove_file(&path).unwrap();
-    }
-}
+mod tests;

@@ -5,6 +5,7 @@
 pub mod file;
 pub mod live;
 pub mod privs;
+mod ring;
 
 use std::time::Duration;
 

@@ -11,6 +11,8 @@
 //! └ q quit  g group  s sort  / filter  space pause  e export  ? help ──────────────────────────┘  footer
 //! ```
 
+mod columns;
+mod drill;
 pub mod keys;
 pub mod render;
 pub mod run;
@@ -21,7 +23,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use self::keys::{Action, Mode, map_key};
+use self::columns::COLUMNS;
+pub use self::{
+    columns::Column,
+    drill::Drill,
+    keys::{Action, Mode, map_key},
+};
 pub use crate::stats::metric::Units;
 use crate::{
     proto::Exchange,
@@ -40,80 +47,6 @@ pub const DRILL_LOG: usize = 200;
 pub const HISTORY: usize = 60;
 /// How long a message stays in the footer.
 const MESSAGE_FOR: Duration = Duration::from_secs(5);
-
-/// A column of the dashboard's tables: the group, or a metric of the catalogue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Column {
-    Group,
-    Metric(Metric),
-}
-
-/// The columns shown, in order (TTFB on `T`).
-const COLUMNS: [Metric; 12] = [
-    Metric::Requests,
-    Metric::Rate,
-    Metric::BytesIn,
-    Metric::BytesOut,
-    Metric::Success,
-    Metric::Status(4),
-    Metric::Status(5),
-    Metric::LatencyMin,
-    Metric::LatencyAvg,
-    Metric::LatencyMax,
-    Metric::LatencyP99,
-    Metric::TtfbAvg,
-];
-
-impl Column {
-    /// The metric as shown: byte totals become rates with `t`.
-    pub fn metric(self, rates: bool) -> Option<Metric> {
-        match self {
-            Self::Group => None,
-            Self::Metric(m) if rates => Some(m.per_second()),
-            Self::Metric(m) => Some(m),
-        }
-    }
-
-    pub fn title(self, key: &GroupKey, rates: bool) -> String {
-        self.metric(rates)
-            .map_or_else(|| key.to_string().to_uppercase(), |m| m.title().to_owned())
-    }
-
-    /// Sort key: larger is "more"; no value sorts below every value. Groups sort by name.
-    pub fn value(self, r: &Row, span: Period, rates: bool) -> f64 {
-        self.metric(rates)
-            .and_then(|m| m.value(&r.agg, span))
-            .unwrap_or(-1.0)
-    }
-}
-
-/// Where the user has drilled into: one group, broken down under another key, counted from the
-/// recent exchanges on and as new ones arrive.
-#[derive(Clone)]
-pub struct Drill {
-    /// The group, under the key that was shown when Enter was pressed.
-    pub key: GroupKey,
-    pub group: String,
-    /// The breakdown key, an index into the keys (path by default).
-    pub by: usize,
-    /// The group's exchanges under every key.
-    pub stats: Stats,
-    /// Its newest exchanges, newest first.
-    pub log: VecDeque<Exchange>,
-}
-
-impl Drill {
-    fn add(&mut self, e: &Exchange) {
-        if self.key.label(e) != self.group {
-            return;
-        }
-        self.stats.add(e);
-        if self.log.len() == DRILL_LOG {
-            self.log.pop_back();
-        }
-        self.log.push_front(e.clone());
-    }
-}
 
 /// What the dashboard shows, and which keys mean what.
 #[derive(Clone)]

@@ -5,12 +5,16 @@ use ratatui::{
     layout::{Constraint, Layout, Rect},
     style::{Color, Modifier, Style},
     text::{Line, Span},
-    widgets::{
-        Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Sparkline, Table, TableState,
-    },
+    widgets::{Block, Borders, Cell, Paragraph, Row as TableRow, Sparkline, Table, TableState},
 };
 
+mod drill;
+mod help;
+
 use std::time::Instant;
+
+pub use self::help::HELP;
+use self::{drill::drill, help::help};
 
 use super::{App, Column, Mode};
 use crate::{
@@ -318,74 +322,6 @@ fn sparkline(f: &mut Frame<'_>, app: &App, area: Rect) {
     );
 }
 
-fn drill(f: &mut Frame<'_>, app: &App, area: Rect) {
-    let Some(d) = app.drill() else {
-        return;
-    };
-    let [top, bottom] =
-        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
-    let by = &d.stats.keys()[d.by];
-    let title = format!(
-        " {} = {} by {} ({} requests) ",
-        d.key,
-        ellipsize(&d.group, 40),
-        by,
-        d.stats.total().requests,
-    );
-    let no_ticks = Period {
-        tick_s: 0.0,
-        elapsed_s: 0.0,
-    };
-    let t = group_table(app, app.view(), by, top.width, no_ticks, title);
-    f.render_stateful_widget(t, top, &mut selection(app));
-    let lines: Vec<Line<'_>> = d
-        .log
-        .iter()
-        .take(usize::from(bottom.height.saturating_sub(2)))
-        .map(|e| {
-            let t = if e.req_first_ns > 0 {
-                e.req_first_ns
-            } else {
-                e.resp_first_ns
-            };
-            let secs = t / 1_000_000_000 % 86_400;
-            let s = |b: Option<&[u8]>| b.map_or_else(|| "-".to_owned(), printable);
-            let status = e.status.map_or_else(|| "---".to_owned(), |s| s.to_string());
-            let lat = e.latency_ns().map_or_else(
-                || "-".to_owned(),
-                |n| fmt_us(n as f64 / 1000.0, app.units.into()),
-            );
-            let text = format!(
-                "{} {:<21} {:<7} {} {} {} {}",
-                hms(secs),
-                e.client.to_string(),
-                s(e.method()),
-                status,
-                fmt_bytes((e.req_bytes + e.resp_bytes) as f64, app.units.into()),
-                lat,
-                s(e.target()),
-            );
-            let style = match e.status {
-                Some(500..) | None => Style::new().fg(Color::Red),
-                Some(400..) => Style::new().fg(Color::Yellow),
-                _ => Style::new(),
-            };
-            Line::styled(
-                ellipsize(&text, usize::from(bottom.width.saturating_sub(2))),
-                style,
-            )
-        })
-        .collect();
-    f.render_widget(
-        Paragraph::new(lines).block(
-            Block::new()
-                .borders(Borders::ALL)
-                .title(" recent exchanges "),
-        ),
-        bottom,
-    );
-}
-
 fn footer(f: &mut Frame<'_>, app: &App, area: Rect, now: Instant) {
     let line = match app.message(now) {
         Some(m) => Line::styled(format!(" {m}"), Style::new().fg(Color::Green)),
@@ -398,54 +334,4 @@ fn footer(f: &mut Frame<'_>, app: &App, area: Rect, now: Instant) {
         ),
     };
     f.render_widget(Paragraph::new(line), area);
-}
-
-/// Every key, as [`super::map_key`] maps them.
-pub const HELP: &[(&str, &str)] = &[
-    ("q, Ctrl-C", "quit"),
-    (
-        "g / G",
-        "next / previous grouping key (in drill-down: breakdown key)",
-    ),
-    ("s / S, > / <", "sort by next / previous column"),
-    ("r, I", "reverse the sort"),
-    ("1-9", "sort by that column (again: reverse)"),
-    (
-        "/",
-        "filter rows (substring, any case); Enter keeps, Esc clears",
-    ),
-    ("space, p", "pause the view (capture keeps counting)"),
-    ("t", "rates vs totals for bytes"),
-    ("T", "show TTFB"),
-    ("c", "clear all statistics"),
-    ("e", "export the view to CSV"),
-    ("j k ↑ ↓ PgUp PgDn Home End", "move the selection"),
-    ("Enter / Esc", "drill down into the selected group / back"),
-    ("?", "this help"),
-];
-
-fn help(f: &mut Frame<'_>, area: Rect) {
-    let w = area.width.min(76);
-    let h = area.height.min(HELP.len() as u16 + 2);
-    let x = area.x + (area.width - w) / 2;
-    let y = area.y + (area.height - h) / 2;
-    let popup = Rect::new(x, y, w, h);
-    let lines: Vec<Line<'_>> = HELP
-        .iter()
-        .map(|(k, d)| {
-            Line::from(vec![
-                Span::styled(format!("{k:>26}  "), Style::new().bold()),
-                Span::raw(*d),
-            ])
-        })
-        .collect();
-    f.render_widget(Clear, popup);
-    f.render_widget(
-        Paragraph::new(lines).block(
-            Block::new()
-                .borders(Borders::ALL)
-                .title(" keys (any key closes) "),
-        ),
-        popup,
-    );
 }

@@ -2,8 +2,24 @@
 
 use http_top_common::{HTTP_TOKEN_MAX, starts_http_message};
 
-use super::parser::ParseError;
 use crate::proto::RequestLine;
+
+/// Why a message could not be parsed. Counted, never logged per message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// The head is not valid HTTP/1.x (httparse rejected it).
+    BadHead,
+    /// The head exceeded [`MAX_HEAD`] or [`MAX_HEADERS`].
+    HeadTooLarge,
+    /// Content-Length is not a number, or two of them disagree.
+    BadContentLength,
+    /// A chunk-size line is malformed or larger than 2^63.
+    BadChunk,
+    /// Bytes were lost where the parser could not skip them (inside a head or chunk framing).
+    Gap,
+    /// A message ended before its body did (close or reset).
+    Truncated,
+}
 
 /// Longest head (start line and fields) accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
