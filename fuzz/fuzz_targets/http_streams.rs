@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         rest = next;
         let (src, dst) = if dir == 0 { (c, s) } else { (s, c) };
         ts += 1000;
-        t.segment(ts, &Segment { src, dst, seq: seq[dir], ack: seq[1 - dir], flags: 0x10, payload: chunk }, &mut h);
+        t.feed(ts, &Segment { src, dst, seq: seq[dir], ack: seq[1 - dir], flags: 0x10, payload: chunk }, &mut h);
         seq[dir] = seq[dir].wrapping_add(len as u32);
     }
     t.finish_some(ts + 1, &mut h, usize::MAX);

@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         let len = usize::from(op[7]) % payload.len();
         given += len as u64;
         let seg = Segment { src, dst, seq, ack: seq.wrapping_add(u32::from(op[6]) * 64), flags: op[1], payload: &payload[..len] };
-        t.segment(i as u64 * 1000, &seg, &mut h);
+        t.feed(i as u64 * 1000, &seg, &mut h);
     }
     t.finish_some(u64::MAX / 2, &mut h, usize::MAX);
     assert!(h.delivered <= given);

@@ -1,10 +1,15 @@
 //! Command line (clap derive).
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{ArgGroup, Parser};
 
-use crate::stats::GroupKey;
+use crate::{
+    flow::FlowConfig,
+    output::{Sink, json::JsonLines, packets::PacketLines, pcap::PcapFile, table::Tables},
+    session::{self, Outputs, parallel},
+    stats::{GroupKey, Stats},
+};
 
 /// Live HTTP/1.x traffic dashboard for Linux.
 ///
@@ -121,6 +126,67 @@ pub struct Cli {
     /// [default: one per core, at most 4]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
+}
+
+impl Cli {
+    /// Whether to open the dashboard: `--packets` and `--json` are stream outputs and imply
+    /// headless.
+    pub fn dashboard(&self) -> bool {
+        !self.headless && !self.packets && !self.json
+    }
+
+    /// How the session reads, from the flags.
+    pub fn session_options(&self) -> session::Options {
+        let dashboard = self.dashboard();
+        session::Options {
+            flow: FlowConfig {
+                idle_timeout_ns: self.idle_timeout.saturating_mul(1_000_000_000),
+                ..FlowConfig::default()
+            },
+            tick: Duration::from_secs_f64(if dashboard { self.delay } else { self.interval }),
+            workers: parallel::workers(self.threads.map_or_else(default_threads, usize::from)),
+            duration: self.duration.map(|s| Duration::from_secs_f64(s.max(0.0))),
+            // Replaying and looping are for watching a file in the dashboard.
+            replay_speed: self.replay_speed.filter(|_| dashboard),
+            loop_file: self.read.clone().filter(|_| dashboard && self.loop_file),
+            live: self.read.is_none(),
+        }
+    }
+
+    /// The outputs of a headless run: the table (always: it aggregates for the CSV and the
+    /// summary, and prints unless another output owns stdout), then `--json`, `--packets`, `-w`.
+    pub fn headless_outputs(&self, stats: Stats, interfaces: &[String]) -> Outputs<'static> {
+        let live = self.read.is_none();
+        let mut outputs: Vec<Box<dyn session::Output + Send>> = vec![Box::new(Tables::new(
+            stats,
+            std::io::stdout(),
+            !self.packets && !self.json,
+            live.then(|| Duration::from_secs_f64(self.interval)),
+            self.csv.clone(),
+        ))];
+        if self.json {
+            outputs.push(Box::new(JsonLines(Sink::new(std::io::stdout()))));
+        }
+        if self.packets {
+            outputs.push(Box::new(PacketLines {
+                sink: Sink::new(std::io::stdout()),
+                ifaces: interfaces.to_vec(),
+            }));
+        }
+        if let Some(path) = &self.write {
+            outputs.push(Box::new(PcapFile {
+                path: path.clone(),
+                out: None,
+            }));
+        }
+        Outputs(outputs)
+    }
+}
+
+/// Threads for reading a file when `--threads` is not given: one per core, at most four (the
+/// reader and the aggregation on one, reassembly and HTTP on the others).
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub struct Segment<'a> {
 /// Why a frame did not yield a TCP segment. Small and `Copy`: these are counted, not logged.
 impl Segment<'_> {
     /// The segment without its payload, free of the frame's lifetime.
-    pub fn head(&self) -> Segment<'static> {
+    pub fn without_payload(&self) -> Segment<'static> {
         Segment {
             payload: &[],
             ..*self

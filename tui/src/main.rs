@@ -1,6 +1,6 @@
-//! The `http-top` binary: parse the command line, open the source, pick the outputs, run the
-//! session. The pipeline lives in the library
-//! (`lib.rs`), so benchmarks and tests use the same code.
+//! The `http-top` binary: parse the command line, open the source, run the session into the
+//! dashboard or the headless outputs ([`Cli`] says which). Everything else is the library, so
+//! benchmarks and tests use the same code.
 
 use std::{
     io,
@@ -20,9 +20,7 @@ use http_top::{
         privs,
     },
     cli::Cli,
-    flow::FlowConfig,
-    output::{Sink, json::JsonLines, packets::PacketLines, pcap::PcapFile, table::Tables},
-    session::{self, Output, Outputs, parallel},
+    session,
     stats::{GroupKey, Stats},
     text, ui,
 };
@@ -68,14 +66,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             anyhow::bail!("{name} must be positive");
         }
     }
-    // --packets and --json are stream outputs: they imply headless.
-    let dashboard = !cli.headless && !cli.packets && !cli.json;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
 
-    let live = cli.read.is_none();
     let source: Box<dyn PacketSource + Send> = if let Some(path) = &cli.read {
         Box::new(FileSource::open(path)?)
     } else {
@@ -97,21 +92,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Box::new(live)
     };
 
-    let opts = session::Options {
-        flow: FlowConfig {
-            idle_timeout_ns: cli.idle_timeout.saturating_mul(1_000_000_000),
-            ..FlowConfig::default()
-        },
-        tick: Duration::from_secs_f64(if dashboard { cli.delay } else { cli.interval }),
-        workers: parallel::workers(cli.threads.map_or_else(default_threads, usize::from)),
-        duration: cli.duration.map(|s| Duration::from_secs_f64(s.max(0.0))),
-        // Replaying and looping are for watching a file in the dashboard.
-        replay_speed: cli.replay_speed.filter(|_| dashboard),
-        loop_file: cli.read.clone().filter(|_| dashboard && cli.loop_file),
-        live,
-    };
+    let opts = cli.session_options();
     let stats = Stats::new(GroupKey::standard_set(&cli.group_by), cli.max_groups);
-    if dashboard {
+    if cli.dashboard() {
         let name = cli
             .read
             .as_ref()
@@ -119,39 +102,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         let app = ui::App::new(stats, name, cli.units, cli.export_dir.clone());
         return ui::run::run(app, source, opts, &stop);
     }
-    let tables = !cli.packets && !cli.json;
-    let every = live.then(|| Duration::from_secs_f64(cli.interval));
-    let mut outputs: Vec<Box<dyn Output + Send>> = vec![Box::new(Tables::new(
-        stats,
-        io::stdout(),
-        tables,
-        every,
-        cli.csv.clone(),
-    ))];
-    if cli.json {
-        outputs.push(Box::new(JsonLines(Sink::new(io::stdout()))));
-    }
-    if cli.packets {
-        let ifaces = source.interfaces().to_vec();
-        outputs.push(Box::new(PacketLines {
-            sink: Sink::new(io::stdout()),
-            ifaces,
-        }));
-    }
-    if let Some(path) = &cli.write {
-        outputs.push(Box::new(PcapFile {
-            path: path.clone(),
-            out: None,
-        }));
-    }
-    session::run(source, &opts, &stop, &mut Outputs(outputs))?;
+    let mut outputs = cli.headless_outputs(stats, source.interfaces());
+    session::run(source, &opts, &stop, &mut outputs)?;
     Ok(())
-}
-
-/// Threads for reading a file when `--threads` is not given: one per core, at most four (the
-/// reader and the aggregation on one, reassembly and HTTP on the others).
-fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// Logs go to `--log-file` when given; otherwise headless runs log warnings to stderr and the
@@ -169,7 +122,7 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
             .with_ansi(false)
             .with_max_level(tracing::Level::INFO)
             .init();
-    } else if cli.headless || cli.packets || cli.json {
+    } else if !cli.dashboard() {
         fmt()
             .with_writer(io::stderr)
             .with_ansi(false)

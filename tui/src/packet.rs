@@ -23,9 +23,9 @@ pub enum LinkType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// Received by this host (or another host on a promiscuous segment).
-    In,
+    Received,
     /// Sent by this host.
-    Out,
+    Sent,
     /// Files do not say.
     Unknown,
 }

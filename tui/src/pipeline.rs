@@ -22,7 +22,7 @@ crate::counters! {
     }
 }
 
-/// What a whole read counted: of one pipeline, or summed over several ([`crate::parallel`]).
+/// What a whole read counted: of one pipeline, or summed over several ([`crate::session::parallel`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
     pub counters: PacketCounters,
@@ -71,12 +71,13 @@ impl Pipeline {
     /// [`crate::capture::PacketSource::observe`]); the frame is decoded once, here.
     pub fn packet(&mut self, p: &Packet<'_>) -> Option<Segment<'static>> {
         let seg = self.decode(p)?;
-        self.flows.segment(p.ts_ns, &seg, &mut self.http);
-        (seg.flags & (decode::tcp_flags::FIN | decode::tcp_flags::RST) != 0).then(|| seg.head())
+        self.flows.feed(p.ts_ns, &seg, &mut self.http);
+        (seg.flags & (decode::tcp_flags::FIN | decode::tcp_flags::RST) != 0)
+            .then(|| seg.without_payload())
     }
 
     /// Counts a frame and decodes it; `None` (counted) when it carries no TCP segment. With
-    /// [`Self::segment`], for feeding the segment to another pipeline ([`crate::parallel`]).
+    /// [`Self::feed_decoded`], for feeding the segment to another pipeline ([`crate::session::parallel`]).
     pub fn decode<'a>(&mut self, p: &Packet<'a>) -> Option<Segment<'a>> {
         self.counters.packets += 1;
         self.counters.bytes += p.data.len() as u64;
@@ -100,9 +101,9 @@ impl Pipeline {
     }
 
     /// Feeds a segment another pipeline decoded (its frame is counted there).
-    pub fn segment(&mut self, ts_ns: u64, seg: &Segment<'_>) {
+    pub fn feed_decoded(&mut self, ts_ns: u64, seg: &Segment<'_>) {
         self.now_ns = self.now_ns.max(ts_ns);
-        self.flows.segment(ts_ns, seg, &mut self.http);
+        self.flows.feed(ts_ns, seg, &mut self.http);
     }
 
     /// Ends the capture: every connection closes and what it had pending goes to `each`, with

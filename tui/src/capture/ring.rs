@@ -281,9 +281,9 @@ impl Ring {
             orig_len: len,
             iface,
             direction: if pkttype == libc::PACKET_OUTGOING {
-                Direction::Out
+                Direction::Sent
             } else {
-                Direction::In
+                Direction::Received
             },
         }
     }

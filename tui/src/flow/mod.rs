@@ -202,7 +202,7 @@ impl<C: Default> FlowTable<C> {
     }
 
     /// Feeds one segment captured at `ts_ns`.
-    pub fn segment<H: Handler<Conn = C>>(&mut self, ts_ns: u64, seg: &Segment<'_>, h: &mut H) {
+    pub fn feed<H: Handler<Conn = C>>(&mut self, ts_ns: u64, seg: &Segment<'_>, h: &mut H) {
         if ts_ns >= self.last_sweep_ns.saturating_add(SWEEP_NS) {
             self.last_sweep_ns = ts_ns;
             self.expire_idle(ts_ns, h);

@@ -114,7 +114,7 @@ fn run(
     let mut r = Recorder::default();
     let base = isn.wrapping_add(u32::from(syn));
     if syn {
-        t.segment(0, &seg(a(), b(), isn, tcp_flags::SYN, b""), &mut r);
+        t.feed(0, &seg(a(), b(), isn, tcp_flags::SYN, b""), &mut r);
     }
     for (i, p) in pieces.iter().enumerate() {
         if dropped[i] {
@@ -127,7 +127,7 @@ fn run(
             tcp_flags::ACK,
             &data[p.start..p.end],
         );
-        t.segment(1 + i as u64, &s, &mut r);
+        t.feed(1 + i as u64, &s, &mut r);
     }
     t.finish_some(1_000_000, &mut r, usize::MAX);
     r
@@ -204,15 +204,15 @@ proptest! {
 fn first_copy_wins_for_timestamps() {
     let mut t = FlowTable::<()>::new(FlowConfig::default());
     let mut r = Recorder::default();
-    t.segment(10, &seg(a(), b(), 1000, tcp_flags::SYN, b""), &mut r);
+    t.feed(10, &seg(a(), b(), 1000, tcp_flags::SYN, b""), &mut r);
     // Bytes 5..10 arrive first (out of order), then 0..10: bytes 5..10 keep time 20.
-    t.segment(20, &seg(a(), b(), 1006, 0, b"56789"), &mut r);
-    t.segment(30, &seg(a(), b(), 1001, 0, b"0123456789"), &mut r);
+    t.feed(20, &seg(a(), b(), 1006, 0, b"56789"), &mut r);
+    t.feed(30, &seg(a(), b(), 1001, 0, b"0123456789"), &mut r);
     let out: Vec<u8> = r.out[0].iter().map(|b| b.unwrap()).collect();
     assert_eq!(out, b"0123456789");
     assert_eq!(r.ts[0], [30, 30, 30, 30, 30, 20, 20, 20, 20, 20]);
     // A retransmission of delivered bytes changes nothing.
-    t.segment(40, &seg(a(), b(), 1001, 0, b"0123456789"), &mut r);
+    t.feed(40, &seg(a(), b(), 1001, 0, b"0123456789"), &mut r);
     assert_eq!(r.out[0].len(), 10);
     assert_eq!(t.stats().retransmissions, 1);
 }
@@ -221,12 +221,12 @@ fn first_copy_wins_for_timestamps() {
 fn an_ack_beyond_what_was_captured_reports_the_gap_at_once() {
     let mut t = FlowTable::<()>::new(FlowConfig::default());
     let mut r = Recorder::default();
-    t.segment(1, &seg(a(), b(), 100, tcp_flags::SYN, b""), &mut r);
-    t.segment(2, &seg(a(), b(), 101, tcp_flags::ACK, b"hello"), &mut r);
+    t.feed(1, &seg(a(), b(), 100, tcp_flags::SYN, b""), &mut r);
+    t.feed(2, &seg(a(), b(), 101, tcp_flags::ACK, b"hello"), &mut r);
     // Bytes 106..116 were never captured; the peer acknowledges up to 116.
     let mut ack = seg(b(), a(), 5000, tcp_flags::ACK, b"");
     ack.ack = 116;
-    t.segment(3, &ack, &mut r);
+    t.feed(3, &ack, &mut r);
     assert_eq!(r.out[0].len(), 15);
     assert!(r.out[0][5..].iter().all(Option::is_none));
     assert_eq!(t.stats().gap_bytes, 10);
@@ -236,20 +236,20 @@ fn an_ack_beyond_what_was_captured_reports_the_gap_at_once() {
 fn fins_close_and_rst_resets() {
     let mut t = FlowTable::<()>::new(FlowConfig::default());
     let mut r = Recorder::default();
-    t.segment(1, &seg(a(), b(), 1, tcp_flags::SYN, b""), &mut r);
-    t.segment(
+    t.feed(1, &seg(a(), b(), 1, tcp_flags::SYN, b""), &mut r);
+    t.feed(
         2,
         &seg(b(), a(), 9, tcp_flags::SYN | tcp_flags::ACK, b""),
         &mut r,
     );
-    t.segment(3, &seg(a(), b(), 2, tcp_flags::FIN, b"bye"), &mut r);
+    t.feed(3, &seg(a(), b(), 2, tcp_flags::FIN, b"bye"), &mut r);
     assert!(r.closes.is_empty());
-    t.segment(4, &seg(b(), a(), 10, tcp_flags::FIN, b""), &mut r);
+    t.feed(4, &seg(b(), a(), 10, tcp_flags::FIN, b""), &mut r);
     assert_eq!(r.closes, [CloseReason::Fin]);
     assert_eq!(t.stats().open, 0);
 
-    t.segment(5, &seg(a(), b(), 50, 0, b"GET"), &mut r);
-    t.segment(6, &seg(b(), a(), 70, tcp_flags::RST, b""), &mut r);
+    t.feed(5, &seg(a(), b(), 50, 0, b"GET"), &mut r);
+    t.feed(6, &seg(b(), a(), 70, tcp_flags::RST, b""), &mut r);
     assert_eq!(r.closes, [CloseReason::Fin, CloseReason::Reset]);
 }
 
@@ -264,7 +264,7 @@ fn the_table_is_capped_and_idle_connections_expire() {
     let mut r = Recorder::default();
     for i in 0..1000u32 {
         let src = SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 1000));
-        t.segment(
+        t.feed(
             u64::from(i),
             &seg(src, b(), 1, 0, b"GET / HTTP/1.1\r\n\r\n"),
             &mut r,
@@ -274,7 +274,7 @@ fn the_table_is_capped_and_idle_connections_expire() {
     assert!(s.open <= 100);
     assert_eq!(s.evicted, 1000 - s.open);
     // Ten seconds later, one more segment triggers the idle sweep.
-    t.segment(10_000_000_000, &seg(a(), b(), 1, 0, b"x"), &mut r);
+    t.feed(10_000_000_000, &seg(a(), b(), 1, 0, b"x"), &mut r);
     assert_eq!(t.stats().open, 1);
 }
 
@@ -287,9 +287,9 @@ fn without_a_syn_the_peers_ack_anchors_a_stream_whose_first_segment_is_late() {
     let mut r = Recorder::default();
     let mut req = seg(a(), b(), 500, tcp_flags::ACK, b"GET / HTTP/1.1\r\n\r\n");
     req.ack = 7000;
-    t.segment(1, &req, &mut r);
-    t.segment(2, &seg(b(), a(), 7010, tcp_flags::ACK, b"second"), &mut r);
-    t.segment(
+    t.feed(1, &req, &mut r);
+    t.feed(2, &seg(b(), a(), 7010, tcp_flags::ACK, b"second"), &mut r);
+    t.feed(
         3,
         &seg(b(), a(), 7000, tcp_flags::ACK, b"HTTP/1.1 "),
         &mut r,

@@ -1,7 +1,7 @@
 //! `--packets`: one line per captured TCP segment, in the spirit of bcc's `http_filter`:
 //!
 //! ```text
-//! 14:05:12.123456 veth0 out 10.0.0.2:41234 > 10.0.0.1:80 [P.] len=78 "GET / HTTP/1.1"
+//! 14:05:12.123456 veth0 tx 10.0.0.2:41234 > 10.0.0.1:80 [P.] len=78 "GET / HTTP/1.1"
 //! ```
 
 use std::io::{self, Write};
@@ -30,8 +30,8 @@ pub fn packet_line<W: Write>(out: &mut W, p: &Packet<'_>, ifaces: &[String]) -> 
     let micros = (p.ts_ns % 1_000_000_000) / 1_000;
     let day = secs % 86_400;
     let dir = match p.direction {
-        Direction::In => "in",
-        Direction::Out => "out",
+        Direction::Received => "rx",
+        Direction::Sent => "tx",
         Direction::Unknown => "-",
     };
     let iface = ifaces.get(p.iface).map_or("?", String::as_str);

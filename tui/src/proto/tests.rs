@@ -114,7 +114,7 @@ impl Conv {
             flags,
             payload: data,
         };
-        self.t.segment(self.ts, &seg, &mut self.h);
+        self.t.feed(self.ts, &seg, &mut self.h);
         self.seq[dir] =
             self.seq[dir].wrapping_add(data.len() as u32 + u32::from(flags & tcp_flags::FIN != 0));
     }

@@ -40,7 +40,7 @@ const QUEUED_BATCHES: usize = 8;
 /// One decoded segment without its payload, which is `data[payload]` of its batch.
 struct Meta {
     ts_ns: u64,
-    head: Segment<'static>,
+    segment: Segment<'static>,
     payload: Range<usize>,
 }
 
@@ -192,7 +192,7 @@ impl Engine for Parallel {
         let b = &mut self.batches[w];
         b.meta.push(Meta {
             ts_ns: p.ts_ns,
-            head: seg.head(),
+            segment: seg.without_payload(),
             payload: b.data.len()..b.data.len() + seg.payload.len(),
         });
         b.data.extend_from_slice(seg.payload);
@@ -203,7 +203,7 @@ impl Engine for Parallel {
                 self.handle(m);
             }
         }
-        Ok((seg.flags & (tcp_flags::FIN | tcp_flags::RST) != 0).then(|| seg.head()))
+        Ok((seg.flags & (tcp_flags::FIN | tcp_flags::RST) != 0).then(|| seg.without_payload()))
     }
 
     fn now_ns(&self) -> u64 {
@@ -273,9 +273,9 @@ fn worker(id: usize, cfg: FlowConfig, rx: &Receiver<ToWorker>, out: &Sender<From
                 for m in &b.meta {
                     let seg = Segment {
                         payload: &b.data[m.payload.clone()],
-                        ..m.head
+                        ..m.segment
                     };
-                    p.segment(m.ts_ns, &seg);
+                    p.feed_decoded(m.ts_ns, &seg);
                 }
                 let done: Vec<Exchange> = p.drain().collect();
                 if !done.is_empty() && !send(FromWorker::Exchanges(done)) {
