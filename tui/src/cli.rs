@@ -122,8 +122,8 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub idle_timeout: u64,
 
-    /// Threads for reading a file headless (connections spread over them); 1 reads on one thread
-    /// [default: one per core, at most 4]
+    /// Threads for reading a file at full speed, headless or in the dashboard (connections spread
+    /// over them); 1 reads on one thread [default: one per core, at most 4]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
 }

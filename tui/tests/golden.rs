@@ -180,3 +180,18 @@ fn json_packets_and_summary_are_as_recorded() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// README's usage block is `http-top --help`, word for word.
+#[test]
+fn readme_usage_is_the_help_text() {
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    let start =
+        readme.find("## Usage\n\n```\n").expect("a Usage section") + "## Usage\n\n```\n".len();
+    let len = readme[start..].find("```").unwrap();
+    let (help, _) = run(&["--help"]);
+    assert_eq!(
+        &readme[start..start + len],
+        help,
+        "README's usage differs from `http-top --help`: paste the help text in"
+    );
+}

@@ -212,6 +212,44 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench --baseline REV`: the captures of the bench (recorded if missing), this
+/// build against REV's.
+pub fn against(root: &Path, rev: &str) -> anyhow::Result<()> {
+    setup::run(false)?;
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let b = Bench {
+        root: root.to_owned(),
+        dir,
+        bin: root.join("target/release/http-top").display().to_string(),
+        targets: Vec::new(),
+    };
+    let mut captures: Vec<PathBuf> = [
+        b.recorded("bench-1m.pcap", "all")?,
+        b.recorded("bodies.pcap", "bodies")?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if captures.is_empty() {
+        captures.push(root.join("assets/demo.pcap"));
+    }
+    captures.push(b.generated(
+        "conns-100000.pcap",
+        "conns-capture.py",
+        &["100000", "300000"],
+    )?);
+    sh(crate::cargo().args(["build", "--release", "-p", "http-top"]))?;
+    let worst = crate::baseline::compare(root, rev, &captures)?;
+    let verdict = if worst <= 1.05 { "met" } else { "MISSED" };
+    println!(
+        "
+targets:
+  no slower than {rev} (largest median ratio <= 1.05) {worst:>14.3}  {verdict}"
+    );
+    Ok(())
+}
+
 /// http-top, tshark, httpry and a bare read on the same file: wall time and peak memory, ratios.
 fn compare_tools(b: &mut Bench, capture: &Path) -> anyhow::Result<()> {
     let size = std::fs::metadata(capture)?.len() as f64;

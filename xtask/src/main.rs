@@ -2,6 +2,7 @@
 //!
 //! Not needed for a plain `cargo build` once the toolchain is in place; `setup` is what puts it there.
 
+mod baseline;
 mod bench;
 mod demo;
 mod setup;
@@ -46,6 +47,10 @@ enum Cmd {
         /// Instead: live load (nginx and wrk in namespaces, http-top on the veth; root)
         #[arg(long)]
         live: bool,
+        /// Instead: this build against the release binary of git revision REV, on the same
+        /// captures in turn, as ratios (for "no slower than before")
+        #[arg(long, value_name = "REV", conflicts_with = "live")]
+        baseline: Option<String>,
     },
     /// Regenerate assets/dashboard.svg: the dashboard on the demo, in tmux, drawn as SVG
     Screenshot,
@@ -64,8 +69,15 @@ fn main() -> anyhow::Result<()> {
             lint()
         }
         Cmd::DemoCapture => demo::run(&root()),
-        Cmd::Bench { live: false } => bench::run(&root()),
-        Cmd::Bench { live: true } => bench::live(&root()),
+        Cmd::Bench {
+            live: false,
+            baseline: None,
+        } => bench::run(&root()),
+        Cmd::Bench {
+            baseline: Some(rev),
+            ..
+        } => bench::against(&root(), &rev),
+        Cmd::Bench { live: true, .. } => bench::live(&root()),
         Cmd::Screenshot => demo::screenshot(&root()),
     }
 }
