@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Context, bail};
 
-use crate::sh;
+use crate::{bench::Bench, setup, sh};
 
 /// Pairs timed per command line.
 const PAIRS: usize = 7;
@@ -109,4 +109,39 @@ pub fn compare(root: &Path, rev: &str, captures: &[PathBuf]) -> anyhow::Result<f
         }
     }
     Ok(worst)
+}
+
+/// `cargo xtask bench --baseline REV`: the captures of the bench (recorded if missing), this
+/// build against REV's.
+pub fn against(root: &Path, rev: &str) -> anyhow::Result<()> {
+    setup::run(false)?;
+    if crate::is_root() {
+        setup::apt_packages(setup::TEST_PACKAGES)?;
+        setup::apt_packages(setup::BENCH_PACKAGES)?;
+    }
+    let b = Bench::new(root)?;
+    let mut captures: Vec<PathBuf> = [
+        b.recorded("bench-1m.pcap", "all")?,
+        b.recorded("bodies.pcap", "bodies")?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if captures.is_empty() {
+        captures.push(root.join("assets/demo.pcap"));
+    }
+    captures.push(b.generated(
+        "conns-100000.pcap",
+        "conns-capture.py",
+        &["100000", "300000"],
+    )?);
+    sh(crate::cargo().args(["build", "--release", "-p", "http-top"]))?;
+    let worst = compare(root, rev, &captures)?;
+    let verdict = if worst <= 1.05 { "met" } else { "MISSED" };
+    println!(
+        "
+targets:
+  no slower than {rev} (largest median ratio <= 1.05) {worst:>14.3}  {verdict}"
+    );
+    Ok(())
 }

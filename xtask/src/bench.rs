@@ -81,7 +81,7 @@ struct Target {
     met: Option<bool>,
 }
 
-struct Bench {
+pub(crate) struct Bench {
     root: PathBuf,
     dir: PathBuf,
     bin: String,
@@ -89,6 +89,18 @@ struct Bench {
 }
 
 impl Bench {
+    /// Captures and reports go to target/bench.
+    pub(crate) fn new(root: &Path) -> anyhow::Result<Self> {
+        let dir = root.join("target/bench");
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self {
+            root: root.to_owned(),
+            dir,
+            bin: root.join("target/release/http-top").display().to_string(),
+            targets: Vec::new(),
+        })
+    }
+
     fn target(&mut self, what: &str, measured: String, met: Option<bool>) {
         self.targets.push(Target {
             what: what.to_owned(),
@@ -98,7 +110,7 @@ impl Bench {
     }
 
     /// Records `name` from real traffic with bench-capture.sh if it is missing and we are root.
-    fn recorded(&self, name: &str, mode: &str) -> anyhow::Result<Option<PathBuf>> {
+    pub(crate) fn recorded(&self, name: &str, mode: &str) -> anyhow::Result<Option<PathBuf>> {
         let path = self.dir.join(name);
         if !path.exists() {
             if !is_root() {
@@ -117,7 +129,12 @@ impl Bench {
     }
 
     /// Generates `name` with a Python script of xtask/scripts if it is missing.
-    fn generated(&self, name: &str, script: &str, args: &[&str]) -> anyhow::Result<PathBuf> {
+    pub(crate) fn generated(
+        &self,
+        name: &str,
+        script: &str,
+        args: &[&str],
+    ) -> anyhow::Result<PathBuf> {
         let path = self.dir.join(name);
         if !path.exists() {
             let tmp = path.with_extension("pcap.part");
@@ -159,14 +176,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         setup::apt_packages(setup::TEST_PACKAGES)?;
         setup::apt_packages(setup::BENCH_PACKAGES)?;
     }
-    let dir = root.join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    let mut b = Bench {
-        root: root.to_owned(),
-        dir,
-        bin: root.join("target/release/http-top").display().to_string(),
-        targets: Vec::new(),
-    };
+    let mut b = Bench::new(root)?;
     let big = b.recorded("bench-1m.pcap", "all")?;
     let bodies = b.recorded("bodies.pcap", "bodies")?;
     let capture = big.clone().unwrap_or_else(|| root.join("assets/demo.pcap"));
@@ -209,44 +219,6 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         };
         println!("  {:<58} {:>24}  {verdict}", t.what, t.measured);
     }
-    Ok(())
-}
-
-/// `cargo xtask bench --baseline REV`: the captures of the bench (recorded if missing), this
-/// build against REV's.
-pub fn against(root: &Path, rev: &str) -> anyhow::Result<()> {
-    setup::run(false)?;
-    let dir = root.join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    let b = Bench {
-        root: root.to_owned(),
-        dir,
-        bin: root.join("target/release/http-top").display().to_string(),
-        targets: Vec::new(),
-    };
-    let mut captures: Vec<PathBuf> = [
-        b.recorded("bench-1m.pcap", "all")?,
-        b.recorded("bodies.pcap", "bodies")?,
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if captures.is_empty() {
-        captures.push(root.join("assets/demo.pcap"));
-    }
-    captures.push(b.generated(
-        "conns-100000.pcap",
-        "conns-capture.py",
-        &["100000", "300000"],
-    )?);
-    sh(crate::cargo().args(["build", "--release", "-p", "http-top"]))?;
-    let worst = crate::baseline::compare(root, rev, &captures)?;
-    let verdict = if worst <= 1.05 { "met" } else { "MISSED" };
-    println!(
-        "
-targets:
-  no slower than {rev} (largest median ratio <= 1.05) {worst:>14.3}  {verdict}"
-    );
     Ok(())
 }
 

@@ -76,7 +76,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench {
             baseline: Some(rev),
             ..
-        } => bench::against(&root(), &rev),
+        } => baseline::against(&root(), &rev),
         Cmd::Bench { live: true, .. } => bench::live(&root()),
         Cmd::Screenshot => demo::screenshot(&root()),
     }
