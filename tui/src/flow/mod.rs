@@ -78,6 +78,9 @@ pub enum CloseReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnInfo {
     pub addrs: [SocketAddr; 2],
+    /// Direction `d`'s stream was seen from its SYN: its first byte is the first the sender sent
+    /// (not a stream picked up mid-connection).
+    pub from_start: [bool; 2],
 }
 
 /// What the layer above reassembly receives. `C` is its per-connection state, stored in the table so
@@ -237,6 +240,7 @@ impl<C: Default> FlowTable<C> {
             } else {
                 [seg.dst, seg.src]
             },
+            from_start: [conn.streams[0].syn, conn.streams[1].syn],
         };
 
         let budget = self
@@ -360,6 +364,7 @@ impl<C: Default> FlowTable<C> {
         let first = usize::from(conn.first_sender);
         let info = ConnInfo {
             addrs: [key.endpoint(first), key.endpoint(1 - first)],
+            from_start: [conn.streams[0].syn, conn.streams[1].syn],
         };
         let Conn { streams, state, .. } = &mut *conn;
         for (dir, stream) in streams.iter_mut().enumerate() {

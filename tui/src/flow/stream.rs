@@ -76,6 +76,8 @@ pub(super) struct Stream {
     pub(super) fin: u64,
     /// The FIN has been delivered in order.
     pub(super) closed: bool,
+    /// The stream started at a SYN (its first byte is the sender's first).
+    pub(super) syn: bool,
 }
 
 impl Stream {
@@ -130,6 +132,7 @@ impl Ctx<'_> {
             // First segment of this direction: a SYN's sequence number is the ISN and the data
             // starts one after it; otherwise the stream starts here (mid-connection pickup).
             s.start_at(seg.seq.wrapping_add(u32::from(syn)));
+            s.syn = syn;
         }
         let mut seq = s.unwrap(seg.seq);
         if syn {

@@ -8,6 +8,7 @@ use super::Sink;
 use crate::{
     proto::Exchange,
     session::{Health, Output},
+    stats::key::UNPARSABLE,
     text::printable,
 };
 
@@ -26,6 +27,8 @@ struct JsonExchange {
     latency_ms: Option<f64>,
     ttfb_ms: Option<f64>,
     truncated: bool,
+    /// Capture loss touched it: its numbers are incomplete.
+    gap: bool,
 }
 
 /// Writes one exchange as a JSON line. Wire bytes are escaped like everywhere else (`\xNN`), so the
@@ -41,8 +44,17 @@ pub fn write_json_line<W: Write>(mut out: W, e: &Exchange) -> std::io::Result<()
         ts: t as f64 / 1e9,
         client: e.client.to_string(),
         server: e.server.to_string(),
-        method: s(e.method()),
-        target: s(e.target()),
+        // Bytes that were not HTTP: no method or target, grouped as `_unparsable` as in tables.
+        method: if e.unparsable {
+            Some(UNPARSABLE.to_owned())
+        } else {
+            s(e.method())
+        },
+        target: if e.unparsable {
+            Some(UNPARSABLE.to_owned())
+        } else {
+            s(e.target())
+        },
         host: s(e.host()),
         status: e.status,
         request_bytes: e.req_bytes,
@@ -50,6 +62,7 @@ pub fn write_json_line<W: Write>(mut out: W, e: &Exchange) -> std::io::Result<()
         latency_ms: e.latency_ns().map(|n| n as f64 / 1e6),
         ttfb_ms: e.ttfb_ns().map(|n| n as f64 / 1e6),
         truncated: e.truncated,
+        gap: e.gap,
     };
     serde_json::to_writer(&mut out, &j)?;
     out.write_all(b"\n")

@@ -93,6 +93,9 @@ pub struct Exchange {
     pub protocol: Protocol,
     /// `false` for a response whose request was never seen (grouped as `_unknown`).
     pub request_seen: bool,
+    /// The request's bytes were not HTTP (its head could not be parsed): grouped as
+    /// `_unparsable`.
+    pub unparsable: bool,
     /// Raw request method, target and Host (absent when the request head was lost).
     pub request: Option<RequestLine>,
     /// Final status; `None` when no response came.
@@ -109,6 +112,10 @@ pub struct Exchange {
     pub resp_bytes: u64,
     /// The response was cut short (close or reset before its end, or a gap it could not survive).
     pub truncated: bool,
+    /// Capture loss touched it: bytes of its request or response were never captured, or it
+    /// stands unpaired because loss left no proof of which request a response answers. Its
+    /// numbers are incomplete; every exchange without it is exact.
+    pub gap: bool,
 }
 
 impl Exchange {
@@ -155,6 +162,9 @@ crate::counters! {
         pending_overflows: "pending_overflows" Counter,
         /// Requests whose response was lost in a gap (found from the client's acknowledgements).
         lost_responses: "lost_responses" Counter,
+        /// Requests emitted unanswered because capture loss left no proof of which response was
+        /// theirs.
+        unpaired: "unpaired" Counter,
     }
 }
 
@@ -201,11 +211,18 @@ impl Default for Conn {
 pub struct Detecting {
     /// Bytes delivered per direction, gaps included (mod 2^32).
     pub pos: [u32; 2],
-    /// What either side last acknowledged (offset, mod 2^32).
-    pub acked: u32,
+    /// What the sender of each direction last acknowledged of the other (offset, mod 2^32), and
+    /// whether it has.
+    pub acked: [u32; 2],
+    pub acked_known: [bool; 2],
     /// Directions that carried bytes (or lost some) that started no message: the parser must
     /// wait there for a message start.
     pub dirty: [bool; 2],
+    /// Each direction's stream was seen from its SYN (as of its first bytes).
+    pub from_start: [bool; 2],
+    /// Capture times of the first and last of those bytes.
+    pub first_ns: [u64; 2],
+    pub last_ns: [u64; 2],
 }
 
 /// The protocol layer: every connection's parser, and what they emit.
@@ -227,17 +244,18 @@ impl Protocols {
 
     /// Decides a connection's protocol from a segment of direction `dir` that comes first in its
     /// direction's stream and starts a message; `None` when it starts none.
-    fn detect(&mut self, d: &Detecting, dir: usize, data: &[u8]) -> Option<Conn> {
-        if data.starts_with(H2_PREFACE) {
+    fn detect(&mut self, d: &Detecting, info: &ConnInfo, dir: usize, data: &[u8]) -> Option<Conn> {
+        let client = if data.starts_with(H2_PREFACE) {
             self.stats.http2_connections += 1;
-            Some(Conn::Ignored)
+            return Some(Conn::Ignored);
         } else if data.starts_with(b"HTTP/") {
-            Some(Conn::Http1(Http1Conn::new(1 - dir, d)))
+            1 - dir
         } else if starts_message(data) {
-            Some(Conn::Http1(Http1Conn::new(dir, d)))
+            dir
         } else {
-            None
-        }
+            return None;
+        };
+        Some(Conn::Http1(Http1Conn::new(client, d, &mut self.cx(info))))
     }
 }
 
@@ -246,7 +264,10 @@ impl Handler for Protocols {
 
     fn on_ack(&mut self, c: &mut Conn, dir: usize, offset: u64) {
         match c {
-            Conn::Detecting(d) => d.acked = offset as u32,
+            Conn::Detecting(d) => {
+                d.acked[dir] = offset as u32;
+                d.acked_known[dir] = true;
+            }
             Conn::Http1(h) => h.on_ack(dir, offset),
             Conn::Ignored => {}
         }
@@ -254,11 +275,17 @@ impl Handler for Protocols {
 
     fn on_data(&mut self, c: &mut Conn, info: &ConnInfo, dir: usize, ts: u64, data: &[u8]) {
         if let Conn::Detecting(d) = c {
-            match self.detect(d, dir, data) {
+            match self.detect(d, info, dir, data) {
                 Some(next) => *c = next,
                 None => {
-                    // Mid-stream bytes of a connection picked up late: wait for a message start.
+                    // Not a message start: the middle of a connection picked up late, or bytes
+                    // that are not HTTP. Wait for a message start.
+                    if d.pos[dir] == 0 && !d.dirty[dir] {
+                        d.first_ns[dir] = ts;
+                        d.from_start[dir] = info.from_start[dir];
+                    }
                     d.pos[dir] = d.pos[dir].wrapping_add(data.len() as u32);
+                    d.last_ns[dir] = ts;
                     d.dirty[dir] = true;
                     return;
                 }
@@ -275,6 +302,8 @@ impl Handler for Protocols {
             Conn::Detecting(d) => {
                 d.pos[dir] = d.pos[dir].wrapping_add(len as u32);
                 d.dirty[dir] = true;
+                // What was sent before the message start is no longer known whole.
+                d.from_start[dir] = false;
             }
             Conn::Http1(h) => h.on_gap(&mut self.cx(info), dir, len, ts),
             Conn::Ignored => {}

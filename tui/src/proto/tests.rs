@@ -243,8 +243,21 @@ fn garbage_then_a_valid_request_resyncs() {
     c.client(b"GET /again HTTP/1.1\r\n\r\n");
     c.server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     let (ex, st) = c.done();
-    let targets: Vec<&str> = ex.iter().map(|e| s(e.target())).collect();
-    assert_eq!(targets, ["/ok", "/again"]);
+    let targets: Vec<(&str, bool, Option<u16>)> = ex
+        .iter()
+        .map(|e| (s(e.target()), e.unparsable, e.status))
+        .collect();
+    // The garbage is what the client sent where a request belongs: a request of its own, which
+    // got no answer.
+    assert_eq!(
+        targets,
+        [
+            ("/ok", false, Some(200)),
+            ("-", true, None),
+            ("/again", false, Some(200))
+        ]
+    );
+    assert_eq!(ex[1].req_bytes, 17);
     assert_eq!(st.parse_errors, 1);
 }
 
@@ -367,8 +380,9 @@ fn a_response_lost_whole_in_a_gap_does_not_shift_pairing() {
 }
 
 /// Pipelined requests sent together carry the same acknowledgement: when the first response is
-/// lost, nothing tells which request the next one answers, so nothing is dropped (first in,
-/// first out, as before).
+/// lost, nothing tells which request the next one answers. Neither is paired by guess: both are
+/// emitted unanswered and flagged, the response alone; the next request, sent after the client
+/// had received them, pairs with its own.
 #[test]
 fn pipelined_requests_are_not_guessed_at() {
     let mut c = Conv::new();
@@ -377,8 +391,21 @@ fn pipelined_requests_are_not_guessed_at() {
     c.acked(1, &ok("two"));
     c.acked(0, &get("/3"));
     c.acked(1, &ok("three"));
-    let (_, st) = c.done();
-    assert_eq!(st.lost_responses, 0);
+    let (ex, st) = c.done();
+    let got: Vec<_> = ex
+        .iter()
+        .map(|e| (s(e.target()), e.resp_bytes, e.gap))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/1", 0, true),
+            ("/2", 0, true),
+            ("-", ok("two").len() as u64, true),
+            ("/3", ok("three").len() as u64, false),
+        ]
+    );
+    assert_eq!((st.lost_responses, st.unpaired), (0, 2));
 }
 
 /// The exchange records the version its request was sent with; a response whose request was not
@@ -438,4 +465,244 @@ fn detection_waits_for_a_message_start_in_either_direction() {
     );
     assert_eq!(st.parse_errors, 0);
     assert_eq!(ex[1].client, C.parse::<SocketAddr>().unwrap());
+}
+
+impl Conv {
+    /// SYN and SYN-ACK: both streams are then seen from their start.
+    fn handshake(&mut self) {
+        self.send(0, tcp_flags::SYN, b"");
+        self.seq[0] = self.seq[0].wrapping_add(1);
+        self.send(1, tcp_flags::SYN | tcp_flags::ACK, b"");
+        self.seq[1] = self.seq[1].wrapping_add(1);
+    }
+}
+
+fn post(path: &str, body_len: usize, extra: &str) -> Vec<u8> {
+    format!("POST {path} HTTP/1.1\r\nHost: h\r\nContent-Length: {body_len}\r\n{extra}\r\n")
+        .into_bytes()
+}
+
+/// What each exchange says: request target, status, request and response bytes, flagged.
+fn summary(ex: &[Exchange]) -> Vec<(String, Option<u16>, u64, u64, bool)> {
+    ex.iter()
+        .map(|e| {
+            let target = if e.unparsable {
+                "_unparsable".to_owned()
+            } else {
+                s(e.target()).to_owned()
+            };
+            (target, e.status, e.req_bytes, e.resp_bytes, e.gap)
+        })
+        .collect()
+}
+
+/// The server answers a POST before its body has arrived (nginx `return`): the exchange waits for
+/// the body, so bytes in are the whole request, and the request pipelined behind it pairs with
+/// its own response.
+#[test]
+fn an_early_response_waits_for_its_request_to_end() {
+    let mut c = Conv::new();
+    let head = post("/up", 10_000, "");
+    c.acked(0, &head);
+    c.acked(0, &[b'x'; 1000]);
+    let ok = ok("done");
+    c.acked(1, &ok);
+    c.acked(0, &[b'x'; 9000]);
+    c.acked(0, &get("/next"));
+    let nf = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+    c.acked(1, nf);
+    let (ex, st) = c.done();
+    assert_eq!(
+        summary(&ex),
+        [
+            (
+                "/up".into(),
+                Some(200),
+                head.len() as u64 + 10_000,
+                ok.len() as u64,
+                false
+            ),
+            (
+                "/next".into(),
+                Some(404),
+                get("/next").len() as u64,
+                nf.len() as u64,
+                false
+            ),
+        ]
+    );
+    // Latency is still first request byte to last response byte.
+    assert!(ex[0].resp_last_ns < ex[0].req_last_ns);
+    assert_eq!(
+        ex[0].latency_ns(),
+        Some(ex[0].resp_last_ns - ex[0].req_first_ns)
+    );
+    assert_eq!(st.parse_errors, 0);
+}
+
+/// 413 in the middle of an upload, the server closes, the client has sent more by then: what
+/// was sent is counted, once.
+#[test]
+fn a_client_that_keeps_sending_after_the_answer_is_counted_to_the_close() {
+    let mut c = Conv::new();
+    let head = post("/big", 100_000, "");
+    c.acked(0, &head);
+    c.acked(0, &[b'x'; 5000]);
+    let too_big =
+        b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    c.acked(1, too_big);
+    c.send(1, tcp_flags::FIN | tcp_flags::ACK, b"");
+    c.acked(0, &[b'x'; 3000]);
+    c.send(0, tcp_flags::FIN | tcp_flags::ACK, b"");
+    let (ex, st) = c.done();
+    assert_eq!(
+        summary(&ex),
+        [(
+            "/big".into(),
+            Some(413),
+            head.len() as u64 + 8000,
+            too_big.len() as u64,
+            false
+        )]
+    );
+    assert!(!ex[0].truncated);
+    assert_eq!(st.truncated, 1, "the request, cut by the close");
+}
+
+/// `Expect: 100-continue` answered with a final status at once; the client sends its body all the
+/// same (curl does).
+#[test]
+fn a_final_status_instead_of_100_continue() {
+    let mut c = Conv::new();
+    let head = post("/e", 2000, "Expect: 100-continue\r\n");
+    c.acked(0, &head);
+    let cont = b"HTTP/1.1 100 Continue\r\n\r\n";
+    c.acked(1, cont);
+    let ok = ok("ok");
+    c.acked(1, &ok);
+    c.acked(0, &[b'y'; 2000]);
+    let (ex, st) = c.done();
+    assert_eq!(
+        summary(&ex),
+        [(
+            "/e".into(),
+            Some(200),
+            head.len() as u64 + 2000,
+            (cont.len() + ok.len()) as u64,
+            false
+        )]
+    );
+    assert_eq!(st.interim_responses, 1);
+}
+
+/// Bytes that are not HTTP get nginx's 400: the bytes are the request, `_unparsable`, at the
+/// start of a connection and after a valid exchange; mid-stream (no SYN seen) they stay unknown.
+#[test]
+fn bytes_that_are_not_http_are_a_request_of_their_own() {
+    let bad = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let mut c = Conv::new();
+    c.handshake();
+    c.acked(0, b"THIS IS NOT HTTP\r\n\r\n");
+    c.acked(1, bad);
+    let (ex, st) = c.done();
+    assert_eq!(
+        summary(&ex),
+        [("_unparsable".into(), Some(400), 20, bad.len() as u64, false)]
+    );
+    assert!(ex[0].request_seen && ex[0].latency_ns().is_some());
+    assert_eq!(
+        (st.requests, st.parse_errors, st.unmatched_responses),
+        (1, 1, 0)
+    );
+
+    let mut c = Conv::new();
+    c.handshake();
+    c.acked(0, &get("/a"));
+    let ok = ok("a");
+    c.acked(1, &ok);
+    c.acked(0, b"\x16\x03\x01 not a request line at all\r\n\r\n");
+    c.acked(0, b"more of it");
+    c.acked(1, bad);
+    let (ex, st) = c.done();
+    assert_eq!(
+        summary(&ex),
+        [
+            (
+                "/a".into(),
+                Some(200),
+                get("/a").len() as u64,
+                ok.len() as u64,
+                false
+            ),
+            ("_unparsable".into(), Some(400), 43, bad.len() as u64, false),
+        ]
+    );
+    assert_eq!((st.requests, st.parse_errors), (2, 1));
+
+    // Picked up mid-stream: the bytes may be the tail of a request whose head was not captured.
+    let mut c = Conv::new();
+    c.acked(0, b"THIS IS NOT HTTP\r\n\r\n");
+    c.acked(1, bad);
+    let (ex, _) = c.done();
+    assert_eq!(ex.len(), 1);
+    assert!(!ex[0].request_seen && !ex[0].unparsable);
+}
+
+/// A request lost whole in a gap: its response stands alone (flagged), and the next request
+/// pairs with its own.
+#[test]
+fn a_request_lost_whole_does_not_shift_pairing() {
+    let mut c = Conv::new();
+    c.acked(0, &get("/1"));
+    c.acked(1, &ok("one"));
+    c.lost(0, &get("/2"));
+    c.acked(1, &ok("two!"));
+    c.acked(0, &get("/3"));
+    c.acked(1, &ok("three"));
+    let (ex, _) = c.done();
+    let got: Vec<_> = ex
+        .iter()
+        .map(|e| (s(e.target()).to_owned(), e.resp_bytes, e.gap))
+        .collect();
+    let len = |b: &str| ok(b).len() as u64;
+    assert_eq!(
+        got,
+        [
+            ("/1".to_owned(), len("one"), false),
+            ("-".to_owned(), len("two!"), true),
+            ("/3".to_owned(), len("three"), false),
+        ]
+    );
+}
+
+/// Pipelined requests and a response lost whole: nothing proves which request the next response
+/// answers, so none is paired by guess; each is flagged.
+#[test]
+fn a_response_lost_in_a_pipelined_burst_pairs_nothing_by_guess() {
+    let mut c = Conv::new();
+    let mut burst = get("/1");
+    burst.extend(get("/2"));
+    burst.extend(get("/3"));
+    c.acked(0, &burst);
+    c.acked(1, &ok("1"));
+    c.lost(1, &ok("22"));
+    c.acked(1, &ok("333"));
+    let (ex, st) = c.done();
+    for e in &ex {
+        // A response is 200 with a body of its request's number of bytes.
+        if let (Some(t), Some(_)) = (e.target(), e.status) {
+            let n = std::str::from_utf8(&t[1..])
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+            assert_eq!(
+                e.resp_bytes,
+                ok(&"9".repeat(n as usize)).len() as u64,
+                "{e:?}"
+            );
+        }
+    }
+    assert!(ex.iter().filter(|e| e.gap).count() >= 2, "{ex:#?}");
+    assert_eq!(st.requests, 3);
+    assert_eq!(ex.iter().filter(|e| e.status.is_some()).count(), 2);
 }

@@ -13,6 +13,8 @@ use crate::{proto::Exchange, text::printable};
 pub const UNSPECIFIED: &str = "_unspecified";
 /// Label for request-derived keys when the request was never seen.
 pub const UNKNOWN: &str = "_unknown";
+/// Label for request-derived keys when the request's bytes were not HTTP.
+pub const UNPARSABLE: &str = "_unparsable";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum GroupKey {
@@ -145,6 +147,10 @@ impl GroupKey {
                 out.push(e.status.map_or(0, |s| (s / 100).clamp(1, 5) as u8));
             }
             Self::Host | Self::Path | Self::PathPrefix(_) | Self::Query(_) | Self::Method => {
+                if e.unparsable {
+                    out.push(TAG_UNPARSABLE);
+                    return;
+                }
                 let Some(line) = e.request.as_ref().filter(|_| e.request_seen) else {
                     out.push(TAG_UNKNOWN);
                     return;
@@ -183,6 +189,7 @@ impl GroupKey {
             TAG_UNKNOWN => return UNKNOWN.to_owned(),
             TAG_UNSPECIFIED => return UNSPECIFIED.to_owned(),
             TAG_OTHER => return OTHER.to_owned(),
+            TAG_UNPARSABLE => return UNPARSABLE.to_owned(),
             _ => {}
         }
         let ip = |o: &[u8]| -> IpAddr {
@@ -213,6 +220,7 @@ const TAG_VALUE: u8 = 0;
 const TAG_UNKNOWN: u8 = 1;
 const TAG_UNSPECIFIED: u8 = 2;
 const TAG_OTHER: u8 = 3;
+const TAG_UNPARSABLE: u8 = 4;
 
 /// The raw form of the overflow group, under every key.
 pub const RAW_OTHER: &[u8] = &[TAG_OTHER];

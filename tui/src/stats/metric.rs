@@ -79,6 +79,8 @@ pub enum Metric {
     LatencyP99,
     TtfbAvg,
     TtfbP99,
+    /// Exchanges capture loss touched.
+    GapAffected,
 }
 
 /// The headless table's columns, after the group.
@@ -104,7 +106,7 @@ pub const TABLE: [Metric; 18] = [
 ];
 
 /// The CSV file's columns, after `group`. A public interface: append, never change.
-pub const CSV: [Metric; 19] = [
+pub const CSV: [Metric; 20] = [
     Metric::Requests,
     Metric::Responses,
     Metric::NoResponse,
@@ -124,6 +126,7 @@ pub const CSV: [Metric; 19] = [
     Metric::LatencyP99,
     Metric::TtfbAvg,
     Metric::TtfbP99,
+    Metric::GapAffected,
 ];
 
 impl Metric {
@@ -153,6 +156,7 @@ impl Metric {
             Self::LatencyP99 => "P99",
             Self::TtfbAvg => "TTFB",
             Self::TtfbP99 => "TTFB99",
+            Self::GapAffected => "GAPPED",
         }
     }
 
@@ -182,12 +186,17 @@ impl Metric {
             Self::LatencyP99 => "latency_p99_ms",
             Self::TtfbAvg => "ttfb_avg_ms",
             Self::TtfbP99 => "ttfb_p99_ms",
+            Self::GapAffected => "gap_affected",
         }
     }
 
     fn unit(self) -> Unit {
         match self {
-            Self::Requests | Self::Responses | Self::NoResponse | Self::Status(_) => Unit::Count,
+            Self::Requests
+            | Self::Responses
+            | Self::NoResponse
+            | Self::Status(_)
+            | Self::GapAffected => Unit::Count,
             Self::Rate | Self::AvgRate => Unit::PerSecond,
             Self::BytesIn | Self::BytesOut => Unit::Bytes,
             Self::BytesInRate | Self::BytesOutRate => Unit::BytesPerSecond,
@@ -229,6 +238,7 @@ impl Metric {
             Self::LatencyP99 => lat(0.99),
             Self::TtfbAvg => (!a.ttfb.is_empty()).then(|| a.ttfb.mean()),
             Self::TtfbP99 => (!a.ttfb.is_empty()).then(|| a.ttfb.value_at_quantile(0.99) as f64),
+            Self::GapAffected => Some(a.gap_affected as f64),
         }
     }
 

@@ -66,6 +66,8 @@ pub struct Agg {
     pub latency: Histogram<u32>,
     /// First request byte to first byte of the final response, µs.
     pub ttfb: Histogram<u32>,
+    /// Exchanges that capture loss touched (their numbers are incomplete).
+    pub gap_affected: u64,
     /// Requests counted in the current tick, and in the last complete one.
     pub tick_requests: u64,
     pub last_tick_requests: u64,
@@ -83,6 +85,7 @@ impl Default for Agg {
             bytes_in: 0,
             bytes_out: 0,
             status: [0; 5],
+            gap_affected: 0,
             // Two significant digits (1% resolution) and auto-resize keep an idle group small.
             latency: Histogram::new(2).expect("valid sigfig"),
             ttfb: Histogram::new(2).expect("valid sigfig"),
@@ -105,6 +108,7 @@ impl Agg {
         }
         self.bytes_in += e.req_bytes;
         self.bytes_out += e.resp_bytes;
+        self.gap_affected += u64::from(e.gap);
         self.tick_bytes[0] += e.req_bytes;
         self.tick_bytes[1] += e.resp_bytes;
         if let Some(s) = e.status {
@@ -135,6 +139,7 @@ impl Agg {
         self.no_response += o.no_response;
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
+        self.gap_affected += o.gap_affected;
         for (a, b) in self.status.iter_mut().zip(o.status) {
             *a += b;
         }

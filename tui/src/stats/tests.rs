@@ -18,6 +18,7 @@ fn ex(
         server: server.parse().unwrap(),
         protocol: crate::proto::Protocol::Http11,
         request_seen: true,
+        unparsable: false,
         request: Some(RequestLine::new(
             method.as_bytes(),
             target.as_bytes(),
@@ -31,6 +32,7 @@ fn ex(
         req_bytes: 100,
         resp_bytes: if status.is_some() { 1000 } else { 0 },
         truncated: false,
+        gap: false,
     }
 }
 

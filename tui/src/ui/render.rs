@@ -199,6 +199,9 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect, now: Instant) {
             "errors",
             h.totals.http.parse_errors + h.totals.counters.decode_errors,
         ),
+        Span::raw(" "),
+        // Exchanges capture loss touched: their numbers are incomplete.
+        warn("incomplete", t.gap_affected),
         Span::raw(format!(" │ conns {}", h.totals.flows.open)),
     ];
     f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);

@@ -16,46 +16,33 @@
 //!   previous response had ended), and no more than S, then the first request's response began
 //!   before S: it was lost, and the request is emitted unanswered (truncated) instead of taking
 //!   this response. Positions are 32-bit and compared as TCP compares sequence numbers.
+//! - More generally, after bytes lost where a whole message could have been, a response is paired
+//!   only with a request that positions prove it answers (`pairing::settle`); otherwise the
+//!   request is emitted unanswered and the response alone, both flagged, never paired by guess.
+//!   Every exchange whose bytes a gap touched is flagged (`Exchange::gap`).
+//! - A response may end before its request does (the server answers early: `return` on a POST,
+//!   413 mid-upload, a final status instead of 100 Continue): it is held by its request and the
+//!   exchange is emitted when the request ends (or fails, or the connection closes), so the
+//!   request's bytes are all counted. Latency is still first request byte to last response byte.
+//! - Bytes that are not HTTP where a request should start (`THIS IS NOT HTTP`, a malformed head)
+//!   are a request of their own, `unparsable`: its bytes are what the client sent up to the next
+//!   message start, and it pairs with the response the server gives it (nginx's 400).
 
 mod head;
+mod pairing;
 pub mod parser;
 
 use std::collections::VecDeque;
 
-use self::parser::{Event, Framing, Head, MessageParser, ParseError};
-use super::{Ctx, Detecting, Exchange, Parser, Protocol, RequestLine};
+use self::{
+    pairing::{Answer, Pending, ReqState, Response},
+    parser::{Event, Framing, Head, MessageParser, ParseError},
+};
+use super::{Ctx, Detecting, Parser, RequestLine};
 use crate::flow::CloseReason;
 
 /// Requests waiting for a response on one connection, at most.
 pub const MAX_PENDING: usize = 256;
-
-#[derive(Debug, Default)]
-struct Pending {
-    line: Option<RequestLine>,
-    /// Minor version of the request's head (HTTP/1.0 or 1.1); 1 until the head is seen.
-    minor: u8,
-    /// Response-stream offset the client had acknowledged when it sent the request's first byte.
-    resp_seen: u32,
-    /// The response stream's gap count then.
-    resp_gaps: u8,
-    first_ns: u64,
-    last_ns: u64,
-    bytes: u64,
-}
-
-/// The response being received.
-#[derive(Debug, Default)]
-struct Response {
-    first_ns: u64,
-    status: u16,
-    /// Minor version of the final response's head.
-    minor: u8,
-    interim: bool,
-    /// Bytes of interim (1xx) responses so far: small heads, so 32 bits keep the connection
-    /// 8 bytes smaller.
-    interim_bytes: u32,
-    tunnel: bool,
-}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -76,30 +63,42 @@ pub struct Http1Conn {
     mode: Mode,
     /// Bytes delivered per direction, gaps included (mod 2^32).
     pos: [u32; 2],
-    /// What the client last acknowledged of the responses (offset, mod 2^32); before the
-    /// protocol was known, what either side last acknowledged.
+    /// What the client last acknowledged of the responses (offset, mod 2^32), and whether that is
+    /// known.
     acked: u32,
-    /// Gaps in the response direction so far (wrapping).
+    acked_known: bool,
+    /// What the server last acknowledged of the requests (offset, mod 2^32), once it has.
+    server_acked: u32,
+    server_ack_known: bool,
+    /// Gaps in the response and the request direction so far (wrapping).
     resp_gaps: u8,
+    req_gaps: u8,
+    /// Response bytes were lost where whole responses could have been, and no request sent after
+    /// them has been paired yet; `resp_gap_end` is the response-stream offset after them.
+    resp_loss: bool,
+    resp_gap_end: u32,
+    /// Request bytes were lost where whole requests could have been: the next request is marked.
+    req_loss: bool,
     /// End of the last response that ended in order; while a response is in progress, its start
     /// (the end is the start plus its size).
     last_end: u32,
     last_end_known: bool,
 }
 
-/// `a <= b` for positions that wrap at 2^32 and lie within 2 GiB of each other.
-fn seq_le(a: u32, b: u32) -> bool {
-    b.wrapping_sub(a) as i32 >= 0
-}
-
 impl Http1Conn {
     /// Takes over a connection whose client sends in direction `client`, with what was seen
     /// before its first message.
-    pub fn new(client: usize, d: &Detecting) -> Self {
+    pub fn new(client: usize, d: &Detecting, cx: &mut Ctx<'_>) -> Self {
+        let server = 1 - client;
         let mut c = Self {
             client: client as u8,
             pos: d.pos,
-            acked: d.acked,
+            acked: d.acked[client],
+            // A connection seen from its first message: the client had received nothing when it
+            // first sent, so its offset 0 is known even before its first acknowledgement.
+            acked_known: d.acked_known[client] || !(d.dirty[0] || d.dirty[1]),
+            server_acked: d.acked[server],
+            server_ack_known: d.acked_known[server],
             ..Self::default()
         };
         for (p, dirty) in c.parsers.iter_mut().zip(d.dirty) {
@@ -107,86 +106,48 @@ impl Http1Conn {
                 p.resync();
             }
         }
+        // Bytes before the first message that are not known whole (a stream picked up
+        // mid-connection, or lost): messages may have been in them.
+        c.req_loss = d.dirty[client] && !d.from_start[client];
+        if d.dirty[server] {
+            c.resp_loss = true;
+            c.resp_gap_end = d.pos[server];
+        }
+        if d.dirty[client] && d.from_start[client] {
+            // The client's first bytes were not HTTP (`THIS IS NOT HTTP`, a malformed head) and
+            // the server answers them: a request of their own.
+            cx.stats.parse_errors += 1;
+            c.pending.push_back(Pending {
+                minor: 1,
+                state: ReqState::Failed,
+                unparsable: true,
+                resp_seen: c.acked,
+                first_ns: d.first_ns[client],
+                last_ns: d.last_ns[client],
+                bytes: u64::from(d.pos[client]),
+                ..Pending::default()
+            });
+            cx.stats.requests += 1;
+        }
         c
     }
 
-    fn emit(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        req: Option<Pending>,
-        status: Option<u16>,
-        resp_end: (u64, u64),
-        truncated: bool,
-    ) {
-        let client_dir = usize::from(self.client);
-        let resp = &self.response;
-        let (resp_last_ns, resp_bytes) = resp_end;
-        let request_seen = req.is_some();
-        // The request's version, else the response's.
-        let minor = req.as_ref().map_or(resp.minor, |r| r.minor);
-        let req = req.unwrap_or_default();
-        if status.is_some() {
-            cx.stats.responses += 1;
-            if !request_seen {
-                cx.stats.unmatched_responses += 1;
-            }
-        }
-        cx.exchanges.push(Exchange {
-            client: cx.info.addrs[client_dir],
-            server: cx.info.addrs[1 - client_dir],
-            protocol: if minor == 0 {
-                Protocol::Http10
-            } else {
-                Protocol::Http11
-            },
-            request_seen,
-            request: req.line,
-            status,
-            req_first_ns: req.first_ns,
-            req_last_ns: req.last_ns,
-            resp_first_ns: if status.is_some() { resp.first_ns } else { 0 },
-            resp_last_ns,
-            req_bytes: req.bytes,
-            resp_bytes,
-            truncated,
-        });
-    }
-
-    /// One parser event of direction `dir`; `cursor` is the offset in that direction of the byte
-    /// the parser is at.
-    fn event(&mut self, cx: &mut Ctx<'_>, dir: usize, ev: Event, cursor: u32) {
+    /// One parser event of direction `dir` at `ts`; `cursor` is the offset in that direction of
+    /// the byte the parser is at.
+    fn event(&mut self, cx: &mut Ctx<'_>, dir: usize, ev: Event, cursor: u32, ts: u64) {
         let from_client = usize::from(self.client) == dir;
         match ev {
+            Event::Start { ts } if from_client => self.request_start(cx, cursor, ts),
             Event::Start { ts } => {
-                if from_client {
-                    if self.pending.len() >= MAX_PENDING {
-                        cx.stats.pending_overflows += 1;
-                        self.pending.pop_front();
-                    }
-                    cx.stats.requests += 1;
-                    // Room for one: most connections never pipeline, and the default first
-                    // allocation (four) is most of an idle connection's memory.
-                    if self.pending.capacity() == 0 {
-                        self.pending.reserve_exact(1);
-                    }
-                    self.pending.push_back(Pending {
-                        minor: 1,
-                        first_ns: ts,
-                        last_ns: ts,
-                        resp_seen: self.acked,
-                        resp_gaps: self.resp_gaps,
-                        ..Pending::default()
-                    });
-                } else {
-                    let start = cursor;
-                    if self.response.interim_bytes == 0 {
-                        self.drop_lost(cx, start);
-                    }
-                    self.last_end = start;
-                    // The first byte of this response; for a final response after interim ones,
-                    // this is its own first byte, which is what TTFB measures.
-                    self.response.first_ns = ts;
+                if self.response.interim_bytes == 0 {
+                    self.drop_lost(cx, cursor);
+                    self.settle(cx, cursor);
+                    self.response.gaps = self.resp_gaps;
                 }
+                self.last_end = cursor;
+                // The first byte of this response; for a final response after interim ones,
+                // this is its own first byte, which is what TTFB measures.
+                self.response.first_ns = ts;
             }
             Event::Head(head) => {
                 let framing = if from_client {
@@ -197,42 +158,40 @@ impl Http1Conn {
                 match framing {
                     Some(f) => {
                         if let Some(ev) = self.parsers[dir].set_framing(f) {
-                            self.event(cx, dir, ev, cursor);
+                            self.event(cx, dir, ev, cursor, ts);
                         }
                     }
                     None => {
                         // A message of the wrong kind for this direction.
                         cx.stats.parse_errors += 1;
                         self.parsers[dir].resync();
+                        if from_client {
+                            self.request_failed(cx, ts, cursor, ParseError::BadHead);
+                        }
                     }
                 }
             }
+            Event::End { ts, bytes } if from_client => {
+                self.request_end(cx, ts, bytes, ReqState::Ended);
+            }
+            Event::End { bytes, .. } if self.response.interim => {
+                cx.stats.interim_responses += 1;
+                self.response.interim_bytes =
+                    self.response.interim_bytes.saturating_add(bytes as u32);
+                self.response.interim = false;
+            }
             Event::End { ts, bytes } => {
-                if from_client {
-                    if let Some(p) = self.pending.back_mut() {
-                        p.last_ns = ts;
-                        p.bytes = bytes;
-                    }
-                } else if self.response.interim {
-                    cx.stats.interim_responses += 1;
-                    self.response.interim_bytes =
-                        self.response.interim_bytes.saturating_add(bytes as u32);
-                    self.response.interim = false;
-                } else {
-                    self.last_end = self.last_end.wrapping_add(bytes as u32);
-                    self.last_end_known = true;
-                    let req = self.pending.pop_front();
-                    let total = bytes + u64::from(self.response.interim_bytes);
-                    let status = Some(self.response.status);
-                    let tunnel = self.response.tunnel;
-                    self.emit(cx, req, status, (ts, total), false);
-                    self.response = Response::default();
-                    if tunnel {
-                        // 101 or CONNECT 2xx: the connection is no longer HTTP/1.x.
-                        cx.stats.tunnels += 1;
-                        self.mode = Mode::Ignored;
-                        self.parsers.iter_mut().for_each(MessageParser::tunnel);
-                    }
+                self.last_end = self.last_end.wrapping_add(bytes as u32);
+                self.last_end_known = true;
+                let answer = self.answer(ts, bytes, false);
+                let tunnel = self.response.tunnel;
+                self.response_end(cx, answer);
+                self.response = Response::default();
+                if tunnel {
+                    // 101 or CONNECT 2xx: the connection is no longer HTTP/1.x.
+                    cx.stats.tunnels += 1;
+                    self.mode = Mode::Ignored;
+                    self.parsers.iter_mut().for_each(MessageParser::tunnel);
                 }
             }
             Event::Error(e) => {
@@ -243,43 +202,84 @@ impl Http1Conn {
                 }
                 cx.stats.resyncs += 1;
                 if from_client {
+                    self.request_failed(cx, ts, cursor, e);
                     return;
                 }
                 // Where this response really ended is unknown now.
                 self.last_end_known = false;
+                if e != ParseError::Truncated {
+                    // A gap, or bytes that are not a response: whole responses may be lost.
+                    self.resp_lost();
+                }
                 if self.response.status != 0 && !self.response.interim {
                     // The response's head was seen: it answered the front request, even if its
                     // body was cut. Keep the pairing aligned.
-                    let req = self.pending.pop_front();
-                    let status = Some(self.response.status);
                     let last = self.response.first_ns.max(self.parsers[dir].last_ts());
-                    let bytes =
-                        u64::from(self.response.interim_bytes) + self.parsers[dir].failed_bytes();
-                    self.emit(cx, req, status, (last, bytes), true);
+                    let mut answer = self.answer(last, self.parsers[dir].failed_bytes(), true);
+                    answer.gap |= e == ParseError::Gap;
+                    self.response_end(cx, answer);
                 }
                 self.response = Response::default();
             }
         }
     }
 
-    /// Emits, unanswered, the first waiting requests whose responses the client's
-    /// acknowledgements show were lost before a response starting at `start` (see the module
-    /// notes).
-    fn drop_lost(&mut self, cx: &mut Ctx<'_>, start: u32) {
-        while self.last_end_known && self.pending.len() >= 2 {
-            let (first, next) = (&self.pending[0], &self.pending[1]);
-            let lost = first.resp_gaps != self.resp_gaps
-                && seq_le(self.last_end, first.resp_seen)
-                && first.resp_seen != next.resp_seen
-                && seq_le(first.resp_seen, next.resp_seen)
-                && seq_le(next.resp_seen, start);
-            if !lost {
-                break;
-            }
-            cx.stats.lost_responses += 1;
-            let req = self.pending.pop_front();
-            self.emit(cx, req, None, (0, 0), true);
+    /// The final response being received, as it ends at `ts` with `bytes` (its own, without
+    /// interim responses).
+    fn answer(&self, ts: u64, bytes: u64, truncated: bool) -> Answer {
+        let r = &self.response;
+        Answer {
+            status: r.status,
+            minor: r.minor,
+            first_ns: r.first_ns,
+            last_ns: ts,
+            bytes: bytes + u64::from(r.interim_bytes),
+            truncated,
+            gap: r.gaps != self.resp_gaps || r.unmatched,
         }
+    }
+
+    /// The request being received could not be completed: its bytes so far count, and after a
+    /// parse error (not a gap or a close) so do the bytes skipped up to the next message start.
+    fn request_failed(&mut self, cx: &mut Ctx<'_>, ts: u64, at: u32, e: ParseError) {
+        let client = usize::from(self.client);
+        let bytes = self.parsers[client].failed_bytes();
+        let receiving = self
+            .pending
+            .back()
+            .is_some_and(|p| p.state == ReqState::Receiving);
+        match e {
+            ParseError::Gap => {
+                self.req_loss = true;
+                if let Some(p) = self.pending.back_mut().filter(|_| receiving) {
+                    p.gap = true;
+                }
+                self.request_end(cx, ts, bytes, ReqState::Ended);
+            }
+            ParseError::Truncated => self.request_end(cx, ts, bytes, ReqState::Ended),
+            _ if receiving => {
+                if let Some(p) = self.pending.back_mut() {
+                    p.unparsable = p.line.is_none();
+                }
+                self.request_end(cx, ts, bytes, ReqState::Failed);
+            }
+            _ => {
+                // Not HTTP where a request should start: a request of its own.
+                self.request_start(cx, at, ts);
+                if let Some(p) = self.pending.back_mut() {
+                    p.unparsable = true;
+                }
+                self.request_end(cx, ts, bytes, ReqState::Failed);
+            }
+        }
+    }
+
+    /// Response bytes were lost where the parser could not skip them: whole responses may be in
+    /// them.
+    fn resp_lost(&mut self) {
+        let server = 1 - usize::from(self.client);
+        self.resp_loss = true;
+        self.resp_gap_end = self.pos[server];
     }
 
     fn request_head(&mut self, head: Head) -> Option<Framing> {
@@ -337,36 +337,76 @@ impl Parser for Http1Conn {
     fn on_ack(&mut self, dir: usize, offset: u64) {
         if usize::from(self.client) == dir {
             self.acked = offset as u32;
+            self.acked_known = true;
+        } else {
+            self.server_acked = offset as u32;
+            self.server_ack_known = true;
         }
     }
 
     fn on_data(&mut self, cx: &mut Ctx<'_>, dir: usize, ts: u64, data: &[u8]) {
         let base = self.pos[dir];
         self.pos[dir] = base.wrapping_add(data.len() as u32);
+        let from_client = usize::from(self.client) == dir;
         let mut rest = data;
         let mut at_start = true;
         while !rest.is_empty() && self.mode == Mode::Http {
+            let skipping = self.parsers[dir].resyncing();
             let (n, ev) = self.parsers[dir].feed(ts, rest, at_start);
             at_start = false;
             rest = &rest[n..];
+            if skipping && from_client && n > 0 {
+                // Bytes after a request that failed to parse are still that request's.
+                if let Some(p) = self
+                    .pending
+                    .back_mut()
+                    .filter(|p| p.state == ReqState::Failed)
+                {
+                    p.bytes += n as u64;
+                    p.last_ns = p.last_ns.max(ts);
+                }
+            }
             if let Some(ev) = ev {
                 let cursor = base.wrapping_add((data.len() - rest.len()) as u32);
-                self.event(cx, dir, ev, cursor);
+                self.event(cx, dir, ev, cursor, ts);
             }
         }
     }
 
     fn on_gap(&mut self, cx: &mut Ctx<'_>, dir: usize, len: u64, ts: u64) {
         self.pos[dir] = self.pos[dir].wrapping_add(len as u32);
-        if usize::from(self.client) != dir {
+        let from_client = usize::from(self.client) == dir;
+        if from_client {
+            self.req_gaps = self.req_gaps.wrapping_add(1);
+        } else {
             self.resp_gaps = self.resp_gaps.wrapping_add(1);
         }
         if self.mode == Mode::Ignored {
             return;
         }
+        let was_resyncing = self.parsers[dir].resyncing();
         if let Some(ev) = self.parsers[dir].gap(len, ts) {
             let cursor = self.pos[dir];
-            self.event(cx, dir, ev, cursor);
+            self.event(cx, dir, ev, cursor, ts);
+        }
+        if self.parsers[dir].resyncing() {
+            // The bytes lost were not all inside a body: whole messages may be in them.
+            if from_client {
+                self.req_loss = true;
+                if was_resyncing {
+                    // A failed request's bytes run into the gap: it ends here, incomplete.
+                    if let Some(p) = self
+                        .pending
+                        .back_mut()
+                        .filter(|p| p.state == ReqState::Failed)
+                    {
+                        p.gap = true;
+                    }
+                    self.end_failed(cx);
+                }
+            } else {
+                self.resp_lost();
+            }
         }
     }
 
@@ -379,13 +419,21 @@ impl Parser for Http1Conn {
             for dir in [1 - client, client] {
                 if let Some(ev) = self.parsers[dir].close(clean) {
                     let cursor = self.pos[dir];
-                    self.event(cx, dir, ev, cursor);
+                    let ts = self.parsers[dir].last_ts();
+                    self.event(cx, dir, ev, cursor, ts);
                 }
             }
         }
-        // Whatever is still waiting never got a response.
-        while let Some(req) = self.pending.pop_front() {
-            self.emit(cx, Some(req), None, (0, 0), false);
+        // Whatever is still waiting never got a response (or holds the one it got early); a
+        // request sent before response bytes that were lost may have had its response in them.
+        while let Some(mut req) = self.pending.pop_front() {
+            if req.answer.is_none()
+                && self.resp_loss
+                && !pairing::seq_le(self.resp_gap_end, req.resp_seen)
+            {
+                req.gap = true;
+            }
+            self.emit(cx, Some(req), None);
         }
     }
 }

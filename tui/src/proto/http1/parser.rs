@@ -114,6 +114,11 @@ impl MessageParser {
         !matches!(self.state, State::Idle | State::Resync | State::Tunnel)
     }
 
+    /// Skipping bytes until a segment starts a message (after an error or a gap)?
+    pub fn resyncing(&self) -> bool {
+        self.state == State::Resync
+    }
+
     /// Skips bytes until the start of a segment that begins a message.
     pub fn resync(&mut self) {
         self.state = State::Resync;
