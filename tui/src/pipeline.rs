@@ -119,6 +119,11 @@ impl Pipeline {
         }
     }
 
+    /// Whether exchanges completed since the last [`Self::drain`].
+    pub fn has_exchanges(&self) -> bool {
+        !self.http.exchanges.is_empty()
+    }
+
     /// Exchanges completed since the last call.
     pub fn drain(&mut self) -> std::vec::Drain<'_, Exchange> {
         self.http.exchanges.drain(..)

@@ -30,17 +30,21 @@ fn build(root: &Path, rev: &str) -> anyhow::Result<PathBuf> {
     let tree = root.join("target/bench").join(format!("baseline-{short}"));
     if !tree.exists() {
         sh(Command::new("git")
-            .current_dir(root)
             .args(["worktree", "add", "--detach"])
             .arg(&tree)
             .arg(&short))?;
     }
+    // `sh` runs in this workspace: name the worktree's manifest and target dir outright, or the
+    // baseline would be built over this build's binary.
+    let target = tree.join("target");
     sh(
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(&tree)
-            .args(["build", "--release", "-p", "http-top"]),
+            .args(["build", "--release", "-p", "http-top", "--manifest-path"])
+            .arg(tree.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target),
     )?;
-    Ok(tree.join("target/release/http-top"))
+    Ok(target.join("release/http-top"))
 }
 
 /// Wall seconds of one run, stdout and stderr discarded.

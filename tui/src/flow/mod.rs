@@ -161,11 +161,18 @@ impl Key {
 }
 
 struct Conn<C> {
-    /// Which side of the key sent first: direction 0 is from `key.endpoint(first_sender)`.
-    first_sender: u8,
+    /// Direction 0 is from the side of the key that sent first: `streams[0].side`.
     streams: [Stream; 2],
     last_seen_ns: u64,
     state: C,
+}
+
+impl<C> Conn<C> {
+    /// Which side of the key sent first (kept in the first stream, whose padding had room: a
+    /// byte here made every connection's allocation a size class larger).
+    fn first_sender(&self) -> u8 {
+        self.streams[0].side
+    }
 }
 
 /// The connection table.
@@ -223,8 +230,13 @@ impl<C: Default> FlowTable<C> {
             self.conns.insert(
                 key,
                 Box::new(Conn {
-                    first_sender: side,
-                    streams: Default::default(),
+                    streams: [
+                        Stream {
+                            side,
+                            ..Stream::default()
+                        },
+                        Stream::default(),
+                    ],
                     last_seen_ns: ts_ns,
                     state: C::default(),
                 }),
@@ -233,7 +245,7 @@ impl<C: Default> FlowTable<C> {
         let conn = self.conns.get_mut(&key).expect("inserted above");
         // Capture clocks may step back a little; never let a connection's time run backwards.
         conn.last_seen_ns = conn.last_seen_ns.max(ts_ns);
-        let dir = usize::from(side != conn.first_sender);
+        let dir = usize::from(side != conn.first_sender());
         let info = ConnInfo {
             addrs: if dir == 0 {
                 [seg.src, seg.dst]
@@ -361,7 +373,7 @@ impl<C: Default> FlowTable<C> {
         // Deliver what is buffered behind holes, as gaps and data, so a close-delimited body or a
         // body of known length can still complete.
         let mut buffered_delta = 0;
-        let first = usize::from(conn.first_sender);
+        let first = usize::from(conn.first_sender());
         let info = ConnInfo {
             addrs: [key.endpoint(first), key.endpoint(1 - first)],
             from_start: [conn.streams[0].syn, conn.streams[1].syn],

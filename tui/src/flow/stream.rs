@@ -78,6 +78,8 @@ pub(super) struct Stream {
     pub(super) closed: bool,
     /// The stream started at a SYN (its first byte is the sender's first).
     pub(super) syn: bool,
+    /// In the first stream of a connection: which side of the key sends it.
+    pub(super) side: u8,
 }
 
 impl Stream {

@@ -300,3 +300,11 @@ fn without_a_syn_the_peers_ack_anchors_a_stream_whose_first_segment_is_late() {
     assert_eq!(out, b"HTTP/1.1 ?second");
     assert_eq!(t.stats().out_of_order, 1);
 }
+
+/// A connection's allocation, with the protocol state in it: 248 bytes, one malloc size class
+/// below the next (a byte more made the flood of 100 000 connections 1.6 MB larger).
+#[test]
+fn a_connection_fits_its_size_class() {
+    let n = std::mem::size_of::<Conn<crate::proto::Conn>>();
+    assert!(n <= 248, "{n}");
+}

@@ -90,6 +90,9 @@ impl<W: Write> Output for PacketLines<W> {
         let ifaces = &self.ifaces;
         self.sink.write(|w| packet_line(w, p, ifaces))
     }
+    fn wants_packets(&self) -> bool {
+        true
+    }
     fn exchange(&mut self, _e: &Exchange) -> anyhow::Result<()> {
         Ok(())
     }

@@ -77,6 +77,9 @@ impl Output for PcapFile {
         }
         self.out.as_mut().map_or(Ok(()), |w| w.write(p))
     }
+    fn wants_packets(&self) -> bool {
+        true
+    }
     fn exchange(&mut self, _e: &Exchange) -> anyhow::Result<()> {
         Ok(())
     }

@@ -706,3 +706,17 @@ fn a_response_lost_in_a_pipelined_burst_pairs_nothing_by_guess() {
     assert_eq!(st.requests, 3);
     assert_eq!(ex.iter().filter(|e| e.status.is_some()).count(), 2);
 }
+
+/// What a connection costs: the flood bound (100 000 open connections in 64 MiB) rests on these.
+#[test]
+fn connection_state_stays_small() {
+    use std::mem::size_of;
+    assert!(
+        size_of::<crate::proto::Conn>() <= 160,
+        "{}",
+        size_of::<crate::proto::Conn>()
+    );
+    assert!(crate::proto::http1::pending_size() <= 72);
+    assert_eq!(crate::proto::http1::response_size(), 16);
+    assert_eq!(size_of::<crate::proto::RequestLine>(), 24);
+}

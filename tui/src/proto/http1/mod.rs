@@ -35,7 +35,7 @@ pub mod parser;
 use std::collections::VecDeque;
 
 use self::{
-    pairing::{Answer, Pending, ReqState, Response},
+    pairing::{Answer, HTTP10, INTERIM, Pending, ReqState, Response, TOUCHED, TUNNEL, UNMATCHED},
     parser::{Event, Framing, Head, MessageParser, ParseError},
 };
 use super::{Ctx, Detecting, Parser, RequestLine};
@@ -70,9 +70,8 @@ pub struct Http1Conn {
     /// What the server last acknowledged of the requests (offset, mod 2^32), once it has.
     server_acked: u32,
     server_ack_known: bool,
-    /// Gaps in the response and the request direction so far (wrapping).
+    /// Gaps in the response direction so far (wrapping).
     resp_gaps: u8,
-    req_gaps: u8,
     /// Response bytes were lost where whole responses could have been, and no request sent after
     /// them has been paired yet; `resp_gap_end` is the response-stream offset after them.
     resp_loss: bool,
@@ -142,7 +141,6 @@ impl Http1Conn {
                 if self.response.interim_bytes == 0 {
                     self.drop_lost(cx, cursor);
                     self.settle(cx, cursor);
-                    self.response.gaps = self.resp_gaps;
                 }
                 self.last_end = cursor;
                 // The first byte of this response; for a final response after interim ones,
@@ -174,17 +172,17 @@ impl Http1Conn {
             Event::End { ts, bytes } if from_client => {
                 self.request_end(cx, ts, bytes, ReqState::Ended);
             }
-            Event::End { bytes, .. } if self.response.interim => {
+            Event::End { bytes, .. } if self.response.is(INTERIM) => {
                 cx.stats.interim_responses += 1;
                 self.response.interim_bytes =
                     self.response.interim_bytes.saturating_add(bytes as u32);
-                self.response.interim = false;
+                self.response.set(INTERIM, false);
             }
             Event::End { ts, bytes } => {
                 self.last_end = self.last_end.wrapping_add(bytes as u32);
                 self.last_end_known = true;
                 let answer = self.answer(ts, bytes, false);
-                let tunnel = self.response.tunnel;
+                let tunnel = self.response.is(TUNNEL);
                 self.response_end(cx, answer);
                 self.response = Response::default();
                 if tunnel {
@@ -211,7 +209,7 @@ impl Http1Conn {
                     // A gap, or bytes that are not a response: whole responses may be lost.
                     self.resp_lost();
                 }
-                if self.response.status != 0 && !self.response.interim {
+                if self.response.status != 0 && !self.response.is(INTERIM) {
                     // The response's head was seen: it answered the front request, even if its
                     // body was cut. Keep the pairing aligned.
                     let last = self.response.first_ns.max(self.parsers[dir].last_ts());
@@ -230,12 +228,12 @@ impl Http1Conn {
         let r = &self.response;
         Answer {
             status: r.status,
-            minor: r.minor,
+            minor: u8::from(!r.is(HTTP10)),
             first_ns: r.first_ns,
             last_ns: ts,
             bytes: bytes + u64::from(r.interim_bytes),
             truncated,
-            gap: r.gaps != self.resp_gaps || r.unmatched,
+            gap: r.is(TOUCHED) || r.is(UNMATCHED),
         }
     }
 
@@ -310,15 +308,16 @@ impl Http1Conn {
             .and_then(|p| p.line.as_ref())
             .map(RequestLine::method);
         self.response.status = status;
-        self.response.minor = head.minor;
-        self.response.interim = (100..200).contains(&status) && status != 101;
+        self.response.set(HTTP10, head.minor == 0);
+        let interim = (100..200).contains(&status) && status != 101;
+        self.response.set(INTERIM, interim);
         // RFC 9112 6.3, in order.
         Some(
-            if self.response.interim || method == Some(b"HEAD") || status == 204 || status == 304 {
+            if interim || method == Some(b"HEAD") || status == 204 || status == 304 {
                 Framing::None
             } else if status == 101 || (method == Some(b"CONNECT") && (200..300).contains(&status))
             {
-                self.response.tunnel = true;
+                self.response.set(TUNNEL, true);
                 Framing::None
             } else if head.chunked {
                 Framing::Chunked
@@ -377,9 +376,19 @@ impl Parser for Http1Conn {
         self.pos[dir] = self.pos[dir].wrapping_add(len as u32);
         let from_client = usize::from(self.client) == dir;
         if from_client {
-            self.req_gaps = self.req_gaps.wrapping_add(1);
+            // The request being received lost bytes (a body survives a gap, but not whole).
+            if let Some(p) = self
+                .pending
+                .back_mut()
+                .filter(|p| p.state == ReqState::Receiving)
+            {
+                p.gap = true;
+            }
         } else {
             self.resp_gaps = self.resp_gaps.wrapping_add(1);
+            if self.parsers[dir].in_message() {
+                self.response.set(TOUCHED, true);
+            }
         }
         if self.mode == Mode::Ignored {
             return;
@@ -436,4 +445,13 @@ impl Parser for Http1Conn {
             self.emit(cx, Some(req), None);
         }
     }
+}
+
+#[cfg(test)]
+pub(crate) fn pending_size() -> usize {
+    std::mem::size_of::<Pending>()
+}
+#[cfg(test)]
+pub(crate) fn response_size() -> usize {
+    std::mem::size_of::<Response>()
 }

@@ -34,8 +34,6 @@ pub(super) struct Pending {
     pub(super) gap: bool,
     /// Bytes lost between the previous message and this one may have held whole requests.
     pub(super) after_loss: bool,
-    /// The request stream's gap count when it started.
-    pub(super) req_gaps: u8,
     /// Request-stream offset of its first byte.
     pub(super) start: u32,
     /// Response-stream offset the client had acknowledged when it sent the request's first byte.
@@ -63,22 +61,40 @@ pub(super) struct Answer {
     pub(super) gap: bool,
 }
 
-/// The response being received.
+/// The response being received. 16 bytes: its flags are bits, as a table of 100 000 connections
+/// holds one each.
 #[derive(Debug, Default)]
 pub(super) struct Response {
     pub(super) first_ns: u64,
-    pub(super) status: u16,
-    /// Minor version of the final response's head.
-    pub(super) minor: u8,
-    pub(super) interim: bool,
-    /// Bytes of interim (1xx) responses so far: small heads, so 32 bits keep the connection
-    /// 8 bytes smaller.
+    /// Bytes of interim (1xx) responses so far: small heads, so 32 bits.
     pub(super) interim_bytes: u32,
-    pub(super) tunnel: bool,
-    /// The response stream's gap count when it started.
-    pub(super) gaps: u8,
-    /// After capture loss, no request could be proven to be the one it answers.
-    pub(super) unmatched: bool,
+    pub(super) status: u16,
+    flags: u8,
+}
+
+/// The response being received is an interim one (1xx but 101).
+pub(super) const INTERIM: u8 = 1;
+/// It ends HTTP on the connection (101, CONNECT 2xx).
+pub(super) const TUNNEL: u8 = 2;
+/// After capture loss, no request could be proven to be the one it answers.
+pub(super) const UNMATCHED: u8 = 4;
+/// A gap fell inside it.
+pub(super) const TOUCHED: u8 = 8;
+/// Its head says HTTP/1.0.
+pub(super) const HTTP10: u8 = 16;
+
+impl Response {
+    pub(super) fn is(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub(super) fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
 }
 
 impl Http1Conn {
@@ -104,7 +120,6 @@ impl Http1Conn {
         self.pending.push_back(Pending {
             minor: 1,
             after_loss: std::mem::take(&mut self.req_loss) || behind_loss,
-            req_gaps: self.req_gaps,
             start: at,
             first_ns: ts,
             last_ns: ts,
@@ -116,7 +131,6 @@ impl Http1Conn {
 
     /// The request being received ended (`failed`: on a parse error, and its bytes go on).
     pub(super) fn request_end(&mut self, cx: &mut Ctx<'_>, ts: u64, bytes: u64, state: ReqState) {
-        let gaps = self.req_gaps;
         let Some(p) = self
             .pending
             .back_mut()
@@ -127,7 +141,6 @@ impl Http1Conn {
         p.last_ns = p.last_ns.max(ts);
         p.bytes = bytes;
         p.state = state;
-        p.gap |= p.req_gaps != gaps;
         if state == ReqState::Ended && p.answer.is_some() {
             let p = self.pending.pop_back();
             self.emit(cx, p, None);
@@ -161,12 +174,12 @@ impl Http1Conn {
             let p = self.pending.pop_front();
             self.emit(cx, p, None);
         }
-        if self.response.unmatched || self.pending.is_empty() {
+        if self.response.is(UNMATCHED) || self.pending.is_empty() {
             self.emit(cx, None, Some(answer));
             return;
         }
         let front = self.pending.front_mut().expect("not empty");
-        if front.state == ReqState::Ended || self.response.tunnel {
+        if front.state == ReqState::Ended || self.response.is(TUNNEL) {
             let p = self.pending.pop_front();
             self.emit(cx, p, Some(answer));
         } else {
@@ -266,7 +279,7 @@ impl Http1Conn {
         // A response with no request waiting, after request bytes were lost: its request may be
         // in them.
         if self.pending.is_empty() && self.req_loss {
-            self.response.unmatched = true;
+            self.response.set(UNMATCHED, true);
             return;
         }
         if !self.resp_loss && self.pending.front().is_none_or(|p| !p.after_loss) {
@@ -282,7 +295,7 @@ impl Http1Conn {
             let b = !self.server_ack_known || !seq_le(self.server_acked, r.start);
             if !a || !b {
                 // Not this request's, nor (first in, first out) a later one's.
-                self.response.unmatched = true;
+                self.response.set(UNMATCHED, true);
                 return;
             }
             // Response side: sent after the client had received past what was lost, its response
@@ -298,12 +311,12 @@ impl Http1Conn {
                 return;
             }
             if r.state != ReqState::Ended {
-                self.response.unmatched = true;
+                self.response.set(UNMATCHED, true);
                 return;
             }
             cx.stats.unpaired += 1;
             self.emit_front_unanswered(cx);
         }
-        self.response.unmatched = true;
+        self.response.set(UNMATCHED, true);
     }
 }
