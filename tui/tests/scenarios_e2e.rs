@@ -125,6 +125,8 @@ http {{
         location /gzip/ {{ gzip on; gzip_types text/plain; gzip_min_length 1; gzip_http_version 1.0; }}
         location = /empty {{ return 204; }}
         location /upload/ {{ client_max_body_size 10m; proxy_pass http://127.0.0.1:8000; }}
+        location = /early {{ client_max_body_size 10m; return 200 "ok\n"; }}
+        location /limited/ {{ client_max_body_size 1k; }}
     }}
 }}
 "#,
@@ -230,6 +232,40 @@ http {{
             .exec("curl")
             .args(["-sS", "--max-time", "30", "-o", "/dev/null"])
             .args(args));
+    }
+
+    /// curl, whatever its exit status (a server that answers early and closes can make it fail):
+    /// the request bytes it sent (head and body) and the status it got.
+    fn curl_sent(&self, args: &[&str]) -> (u64, u16) {
+        let out = self
+            .link
+            .client
+            .exec("curl")
+            .args(["-sS", "--max-time", "60", "-o", "/dev/null"])
+            .args(["-w", "%{size_request} %{size_upload} %{http_code}"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let n: Vec<u64> = text
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert_eq!(n.len(), 3, "curl {args:?}: {text}");
+        (n[0] + n[1], n[2] as u16)
+    }
+
+    /// A raw client mode that prints the bytes it sent.
+    fn raw_sent(&self, mode: &str) -> u64 {
+        let out = run(self
+            .link
+            .client
+            .exec("python3")
+            .arg(format!("{SUPPORT}/rawclient.py"))
+            .args([mode, &self.link.v4s, "80"]));
+        out.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{mode}: {out}"))
     }
 
     fn raw(&self, mode: &str) {
@@ -614,4 +650,90 @@ fn loss_and_reordering_still_match_nginx() {
         want,
         "file capture vs nginx: {file_summary:?}"
     );
+}
+
+/// Issue 10: responses that come before the request has ended, and bytes that are not HTTP.
+/// Bytes in are compared with what the clients say they sent (curl's size_request + size_upload,
+/// the raw client's count), not with nginx's `$request_length`, which leaves out a body nginx
+/// discards.
+#[test]
+#[ignore = "needs root: network namespaces, nginx, eBPF (cargo xtask test runs it)"]
+fn early_answers_and_unparsable_requests_count_what_was_sent() {
+    let mut lab = Lab::new("early", Link::new(238, "485c"));
+    lab.capture();
+    let u = |p: &str| lab.url(p);
+    let file = |name: &str, n: usize| {
+        let f = lab.dir.join(name);
+        fs::write(&f, vec![b'e'; n]).unwrap();
+        format!("@{}", f.display())
+    };
+    let (small, big) = (file("200k.bin", 200_000), file("5m.bin", 5 << 20));
+    let mut sent: BTreeMap<&str, (u64, u64, u16)> = BTreeMap::new();
+    let mut add = |path: &'static str, bytes: u64, status: u16| {
+        let e = sent.entry(path).or_insert((0, 0, status));
+        e.0 += 1;
+        e.1 += bytes;
+        assert_eq!(e.2, status, "{path}");
+    };
+    // nginx `return 200` answers at once; the rate limit keeps the body coming after the answer.
+    for body in [&small, &big] {
+        let (b, code) = lab.curl_sent(&[
+            "--limit-rate",
+            "2M",
+            "-H",
+            "Expect:",
+            "--data-binary",
+            body,
+            &u("/early"),
+        ]);
+        add("/early", b, code);
+    }
+    // Expect: 100-continue answered with the final status at once.
+    let (b, code) = lab.curl_sent(&[
+        "-H",
+        "Expect: 100-continue",
+        "--data-binary",
+        &small,
+        &u("/early"),
+    ]);
+    add("/early", b, code);
+    // A client that keeps writing after the answer.
+    add("/early", lab.raw_sent("keepwriting"), 200);
+    // 413 from client_max_body_size while a 5 MiB upload is under way.
+    let (b, code) = lab.curl_sent(&["-H", "Expect:", "--data-binary", &big, &u("/limited/up")]);
+    add("/limited/up", b, code);
+    // Bytes that are not HTTP: nginx answers 400 and closes.
+    add("_unparsable", lab.raw_sent("junk"), 400);
+    let n = sent.values().map(|v| v.0).sum::<u64>() as usize;
+    let (log, live, _) = lab.finish(n);
+    eprintln!("clients sent: {sent:?}");
+    // nginx saw every request, with the statuses the clients got.
+    let statuses = nginx_statuses(&log);
+    assert_eq!(statuses["/early"][1], sent["/early"].0, "{statuses:?}");
+    assert_eq!(statuses["/limited/up"][3], 1, "{statuses:?}");
+    let (offline, _) = offline(&lab.pcap, &lab.dir.join("offline.csv"));
+    for (what, csv) in [("recording", &offline), ("live", &live)] {
+        let totals = csv_totals(csv);
+        let st = csv_statuses(csv);
+        for (path, (reqs, bytes, status)) in &sent {
+            if what == "live" && *path == "_unparsable" {
+                // The kernel filter keeps a connection only once a packet starts like HTTP: the
+                // client's junk is dropped before nginx's 400 makes the connection known, so live
+                // capture sees the answer alone (an unmatched response), counted under _unknown.
+                assert!(!totals.contains_key(*path), "{what}: {totals:?}");
+                assert_eq!(st["_unknown"][3], 1, "{what}: {st:?}");
+                continue;
+            }
+            let (r, b, _) = totals
+                .get(*path)
+                .unwrap_or_else(|| panic!("{what}: no {path} in {totals:?}"));
+            assert_eq!(
+                (r, b),
+                (reqs, bytes),
+                "{what}: {path} requests and bytes in"
+            );
+            let class = usize::from(status / 100) - 1;
+            assert_eq!(st[*path][class], *reqs, "{what}: {path} statuses {st:?}");
+        }
+    }
 }

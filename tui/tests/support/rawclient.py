@@ -6,6 +6,9 @@ Usage: rawclient.py MODE HOST PORT
   Connection: close; reads until the server closes.
 - onebyte:  one GET written one byte per segment (TCP_NODELAY, a short pause between bytes).
 - reset:    GET /big/5m.bin, read about 100 KiB, then close with SO_LINGER 0, which sends RST.
+- keepwriting: POST /early announcing 300 000 bytes, send 100 000, wait for nginx's answer (it
+  answers at once), send the other 200 000 anyway, close; prints the bytes sent.
+- junk:     THIS IS NOT HTTP, then reads nginx's 400 until it closes; prints the bytes sent.
 
 Every socket has a timeout; the script ends by itself.
 """
@@ -64,6 +67,25 @@ def main():
                 break
             got += len(chunk)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    elif mode == "keepwriting":
+        head = ("POST /early HTTP/1.1\r\n" + h + "Content-Length: 300000\r\n\r\n").encode()
+        s.sendall(head + b"k" * 100000)
+        answer = s.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+        s.sendall(b"k" * 200000)
+        s.shutdown(socket.SHUT_WR)
+        read_all(s)
+        s.close()
+        print(len(head) + 300000)
+        return
+    elif mode == "junk":
+        junk = b"THIS IS NOT HTTP\r\n\r\n"
+        s.sendall(junk)
+        data = read_all(s)
+        assert data.startswith(b"HTTP/1.1 400"), data[:100]
+        s.close()
+        print(len(junk))
+        return
     s.close()
     print("ok")
 
