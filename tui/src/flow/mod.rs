@@ -81,6 +81,11 @@ pub struct ConnInfo {
     /// Direction `d`'s stream was seen from its SYN: its first byte is the first the sender sent
     /// (not a stream picked up mid-connection).
     pub from_start: [bool; 2],
+    /// With data: what its sender had acknowledged of the other direction (offset from that
+    /// stream's first byte) in the segment that carried these bytes, if it said. Bytes held out of
+    /// order keep their own segment's, so a request delivered late still says what its client had
+    /// received when it sent it.
+    pub ack: Option<u64>,
 }
 
 /// What the layer above reassembly receives. `C` is its per-connection state, stored in the table so
@@ -246,13 +251,14 @@ impl<C: Default> FlowTable<C> {
         // Capture clocks may step back a little; never let a connection's time run backwards.
         conn.last_seen_ns = conn.last_seen_ns.max(ts_ns);
         let dir = usize::from(side != conn.first_sender());
-        let info = ConnInfo {
+        let mut info = ConnInfo {
             addrs: if dir == 0 {
                 [seg.src, seg.dst]
             } else {
                 [seg.dst, seg.src]
             },
             from_start: [conn.streams[0].syn, conn.streams[1].syn],
+            ack: None,
         };
 
         let budget = self
@@ -266,7 +272,9 @@ impl<C: Default> FlowTable<C> {
             let (this, other) = if dir == 0 { (s0, s1) } else { (s1, s0) };
             if seg.flags & tcp_flags::ACK != 0 && other.next != UNSET {
                 // Offsets count from the stream's first byte, which unwraps to 2^32.
-                h.on_ack(state, dir, other.unwrap(seg.ack).saturating_sub(1 << 32));
+                let ack = other.unwrap(seg.ack).saturating_sub(1 << 32);
+                info.ack = Some(ack);
+                h.on_ack(state, dir, ack);
             }
             let mut ctx = Ctx {
                 cfg: &self.cfg,
@@ -377,6 +385,7 @@ impl<C: Default> FlowTable<C> {
         let info = ConnInfo {
             addrs: [key.endpoint(first), key.endpoint(1 - first)],
             from_start: [conn.streams[0].syn, conn.streams[1].syn],
+            ack: None,
         };
         let Conn { streams, state, .. } = &mut *conn;
         for (dir, stream) in streams.iter_mut().enumerate() {

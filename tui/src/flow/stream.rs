@@ -10,6 +10,8 @@ use crate::decode::{Segment, tcp_flags};
 #[derive(Debug)]
 pub(super) struct Chunk {
     pub(super) ts_ns: u64,
+    /// The acknowledgement its segment carried ([`ConnInfo::ack`]).
+    pub(super) ack: Option<u64>,
     pub(super) data: Vec<u8>,
 }
 
@@ -268,6 +270,7 @@ impl Ctx<'_> {
                 a,
                 Chunk {
                     ts_ns: ts,
+                    ack: self.info.ack,
                     data: data[lo..hi].to_vec(),
                 },
             );
@@ -338,9 +341,13 @@ impl Ctx<'_> {
             let end = start + chunk.data.len() as u64;
             if end > next {
                 s.advance_to(end);
+                let info = ConnInfo {
+                    ack: chunk.ack,
+                    ..*self.info
+                };
                 h.on_data(
                     c,
-                    self.info,
+                    &info,
                     self.dir,
                     chunk.ts_ns,
                     &chunk.data[(next - start) as usize..],

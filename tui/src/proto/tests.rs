@@ -720,3 +720,68 @@ fn connection_state_stays_small() {
     assert_eq!(crate::proto::http1::response_size(), 16);
     assert_eq!(size_of::<crate::proto::RequestLine>(), 24);
 }
+
+mod loss {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The response body to request `i`: its length says which request it answers.
+    fn body(i: usize) -> String {
+        "r".repeat(i + 1)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Conversations of bursts (one request, or several pipelined in one segment), each
+        /// request answered in its own segment, with any segments never captured: no exchange
+        /// pairs a request with another's response, and every exchange without the loss flag is
+        /// exact.
+        #[test]
+        fn loss_never_shifts_pairing(
+            bursts in prop::collection::vec(1usize..4, 1..6),
+            drops in prop::collection::vec(any::<bool>(), 32),
+        ) {
+            let mut c = Conv::new();
+            c.handshake();
+            let mut seg = 0;
+            let mut lost = |c: &mut Conv, dir: usize, data: &[u8]| {
+                let drop = drops[seg % drops.len()] && seg % 3 != 0;
+                seg += 1;
+                if drop { c.lost(dir, data) } else { c.acked(dir, data) }
+            };
+            let mut i = 0;
+            for &n in &bursts {
+                let reqs: Vec<u8> = (i..i + n).flat_map(|k| get(&format!("/{k}"))).collect();
+                lost(&mut c, 0, &reqs);
+                for k in i..i + n {
+                    lost(&mut c, 1, &ok(&body(k)));
+                }
+                i += n;
+            }
+            // A real capture ends with the peers' acknowledgements and FINs: what they acknowledge
+            // shows what was sent and never captured.
+            c.acked(0, b"");
+            c.acked(1, b"");
+            let flags = tcp_flags::FIN | tcp_flags::ACK;
+            let ack = c.seq[1];
+            c.send_acking(0, flags, ack, b"");
+            let ack = c.seq[0];
+            c.send_acking(1, flags, ack, b"");
+            let (ex, _) = c.done();
+            for e in &ex {
+                let Some(t) = e.target() else { continue };
+                let k: usize = std::str::from_utf8(&t[1..]).unwrap().parse().unwrap();
+                if e.status.is_some() && !e.truncated {
+                    prop_assert_eq!(e.resp_bytes, ok(&body(k)).len() as u64, "{:?}", e);
+                }
+                if !e.gap {
+                    prop_assert_eq!(e.status, Some(200), "{:?}", e);
+                    prop_assert_eq!(e.resp_bytes, ok(&body(k)).len() as u64, "{:?}", e);
+                    prop_assert_eq!(e.req_bytes, get(&format!("/{k}")).len() as u64, "{:?}", e);
+                }
+            }
+        }
+    }
+}

@@ -436,9 +436,12 @@ impl Parser for Http1Conn {
         // Whatever is still waiting never got a response (or holds the one it got early); a
         // request sent before response bytes that were lost may have had its response in them.
         while let Some(mut req) = self.pending.pop_front() {
+            // Unanswered after loss: its response may be what was lost (it was waiting when
+            // response bytes were, or a request before it may have been lost whole).
             if req.answer.is_none()
-                && self.resp_loss
-                && !pairing::seq_le(self.resp_gap_end, req.resp_seen)
+                && (req.after_loss
+                    || req.resp_gaps != self.resp_gaps
+                    || (self.resp_loss && !pairing::seq_le(self.resp_gap_end, req.resp_seen)))
             {
                 req.gap = true;
             }

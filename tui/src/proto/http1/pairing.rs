@@ -113,17 +113,18 @@ impl Http1Conn {
         }
         // Pipelined behind a request that may follow a lost one (sent before anything more was
         // received), it may too.
-        let behind_loss = self
-            .pending
-            .back()
-            .is_some_and(|b| b.after_loss && b.resp_seen == self.acked);
+        let behind_loss = self.pending.back().is_some_and(|b| {
+            b.after_loss && b.resp_seen == cx.info.ack.map_or(self.acked, |a| a as u32)
+        });
         self.pending.push_back(Pending {
             minor: 1,
             after_loss: std::mem::take(&mut self.req_loss) || behind_loss,
             start: at,
             first_ns: ts,
             last_ns: ts,
-            resp_seen: self.acked,
+            // What the client had received when it sent this request: its segment's own
+            // acknowledgement (it may be delivered late, from out of order), else the latest.
+            resp_seen: cx.info.ack.map_or(self.acked, |a| a as u32),
             resp_gaps: self.resp_gaps,
             ..Pending::default()
         });
@@ -306,8 +307,10 @@ impl Http1Conn {
             let req_ok =
                 !r.after_loss || (self.last_end_known && seq_le(self.last_end, r.resp_seen));
             if resp_ok && req_ok {
-                // Sent after everything lost: in step again.
+                // Sent after everything lost: in step again, and so are the requests behind it
+                // (no request lost before this one is still to be answered).
                 self.resp_loss = false;
+                self.pending.iter_mut().for_each(|p| p.after_loss = false);
                 return;
             }
             if r.state != ReqState::Ended {
