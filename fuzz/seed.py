@@ -1,6 +1,6 @@
 """Seeds the fuzz corpora from real captures (../assets/corpus and ../assets/demo.pcap):
 whole files for pcap_file, single frames for decode, and per-connection payload sequences in the
-http_streams chunk format (header byte: bit 7 = from server, bits 0-6 = length).
+http_streams chunk format (header byte: bit 7 = from server, bit 6 = never captured, bits 0-5 = length).
 
 Usage: python3 seed.py   (writes corpus/<target>/, which git ignores)
 """
@@ -62,8 +62,8 @@ def main():
                 key, from_server, payload = p
                 s = streams.setdefault(key, bytearray())
                 if len(s) < 20_000:
-                    for j in range(0, len(payload), 127):
-                        piece = payload[j:j + 127]
+                    for j in range(0, len(payload), 63):
+                        piece = payload[j:j + 63]
                         s += bytes([(0x80 if from_server else 0) | len(piece)]) + piece
         for s in list(streams.values())[:20]:
             write("http_streams", bytes(s))

@@ -255,27 +255,26 @@ http {{
         (n[0] + n[1], n[2] as u16)
     }
 
-    /// A raw client mode that prints the bytes it sent.
-    fn raw_sent(&self, mode: &str) -> u64 {
-        let out = run(self
+    /// What a raw client mode printed.
+    fn raw_out(&self, mode: &str) -> String {
+        run(self
             .link
             .client
             .exec("python3")
             .arg(format!("{SUPPORT}/rawclient.py"))
-            .args([mode, &self.link.v4s, "80"]));
+            .args([mode, &self.link.v4s, "80"]))
+    }
+
+    /// A raw client mode that prints the bytes it sent.
+    fn raw_sent(&self, mode: &str) -> u64 {
+        let out = self.raw_out(mode);
         out.trim()
             .parse()
             .unwrap_or_else(|_| panic!("{mode}: {out}"))
     }
 
     fn raw(&self, mode: &str) {
-        let out = run(self
-            .link
-            .client
-            .exec("python3")
-            .arg(format!("{SUPPORT}/rawclient.py"))
-            .args([mode, &self.link.v4s, "80"]));
-        assert_eq!(out.trim(), "ok", "{mode}");
+        assert_eq!(self.raw_out(mode).trim(), "ok", "{mode}");
     }
 
     fn url(&self, path: &str) -> String {

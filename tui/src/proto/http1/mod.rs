@@ -242,21 +242,18 @@ impl Http1Conn {
     fn request_failed(&mut self, cx: &mut Ctx<'_>, ts: u64, at: u32, e: ParseError) {
         let client = usize::from(self.client);
         let bytes = self.parsers[client].failed_bytes();
-        let receiving = self
-            .pending
-            .back()
-            .is_some_and(|p| p.state == ReqState::Receiving);
+        let receiving = self.last_if(ReqState::Receiving).is_some();
         match e {
             ParseError::Gap => {
                 self.req_loss = true;
-                if let Some(p) = self.pending.back_mut().filter(|_| receiving) {
+                if let Some(p) = self.last_if(ReqState::Receiving) {
                     p.gap = true;
                 }
                 self.request_end(cx, ts, bytes, ReqState::Ended);
             }
             ParseError::Truncated => self.request_end(cx, ts, bytes, ReqState::Ended),
             _ if receiving => {
-                if let Some(p) = self.pending.back_mut() {
+                if let Some(p) = self.last_if(ReqState::Receiving) {
                     p.unparsable = p.line.is_none();
                 }
                 self.request_end(cx, ts, bytes, ReqState::Failed);
@@ -356,11 +353,7 @@ impl Parser for Http1Conn {
             rest = &rest[n..];
             if skipping && from_client && n > 0 {
                 // Bytes after a request that failed to parse are still that request's.
-                if let Some(p) = self
-                    .pending
-                    .back_mut()
-                    .filter(|p| p.state == ReqState::Failed)
-                {
+                if let Some(p) = self.last_if(ReqState::Failed) {
                     p.bytes += n as u64;
                     p.last_ns = p.last_ns.max(ts);
                 }
@@ -377,11 +370,7 @@ impl Parser for Http1Conn {
         let from_client = usize::from(self.client) == dir;
         if from_client {
             // The request being received lost bytes (a body survives a gap, but not whole).
-            if let Some(p) = self
-                .pending
-                .back_mut()
-                .filter(|p| p.state == ReqState::Receiving)
-            {
+            if let Some(p) = self.last_if(ReqState::Receiving) {
                 p.gap = true;
             }
         } else {
@@ -404,11 +393,7 @@ impl Parser for Http1Conn {
                 self.req_loss = true;
                 if was_resyncing {
                     // A failed request's bytes run into the gap: it ends here, incomplete.
-                    if let Some(p) = self
-                        .pending
-                        .back_mut()
-                        .filter(|p| p.state == ReqState::Failed)
-                    {
+                    if let Some(p) = self.last_if(ReqState::Failed) {
                         p.gap = true;
                     }
                     self.end_failed(cx);

@@ -130,13 +130,15 @@ impl Http1Conn {
         });
     }
 
+    /// The last request, if it is in `state`: the only one that can still be receiving bytes
+    /// (or absorbing them after it failed).
+    pub(super) fn last_if(&mut self, state: ReqState) -> Option<&mut Pending> {
+        self.pending.back_mut().filter(|p| p.state == state)
+    }
+
     /// The request being received ended (`failed`: on a parse error, and its bytes go on).
     pub(super) fn request_end(&mut self, cx: &mut Ctx<'_>, ts: u64, bytes: u64, state: ReqState) {
-        let Some(p) = self
-            .pending
-            .back_mut()
-            .filter(|p| p.state == ReqState::Receiving)
-        else {
+        let Some(p) = self.last_if(ReqState::Receiving) else {
             return;
         };
         p.last_ns = p.last_ns.max(ts);
