@@ -28,6 +28,7 @@
 //!   are a request of their own, `unparsable`: its bytes are what the client sent up to the next
 //!   message start, and it pairs with the response the server gives it (nginx's 400).
 
+mod framing;
 mod head;
 mod pairing;
 pub mod parser;
@@ -36,9 +37,9 @@ use std::collections::VecDeque;
 
 use self::{
     pairing::{Answer, HTTP10, INTERIM, Pending, ReqState, Response, TOUCHED, TUNNEL, UNMATCHED},
-    parser::{Event, Framing, Head, MessageParser, ParseError},
+    parser::{Event, MessageParser, ParseError},
 };
-use super::{Ctx, Detecting, Parser, RequestLine};
+use super::{Ctx, Detecting, Parser};
 use crate::flow::CloseReason;
 
 /// Requests waiting for a response on one connection, at most.
@@ -275,57 +276,6 @@ impl Http1Conn {
         let server = 1 - usize::from(self.client);
         self.resp_loss = true;
         self.resp_gap_end = self.pos[server];
-    }
-
-    fn request_head(&mut self, head: Head) -> Option<Framing> {
-        let line = head.request?;
-        let p = self.pending.back_mut()?;
-        let connect = line.method() == b"CONNECT";
-        p.line = Some(line);
-        p.minor = head.minor;
-        // RFC 9112 6.3: a request's body is chunked or Content-Length long, else empty; a CONNECT's
-        // bytes after the head are the tunnel's, not a body.
-        Some(if connect {
-            Framing::None
-        } else if head.chunked {
-            Framing::Chunked
-        } else {
-            head.content_length.map_or(Framing::None, Framing::Length)
-        })
-    }
-
-    fn response_head(&mut self, head: Head) -> Option<Framing> {
-        if head.request.is_some() {
-            return None;
-        }
-        let status = head.status;
-        let method = self
-            .pending
-            .front()
-            .and_then(|p| p.line.as_ref())
-            .map(RequestLine::method);
-        self.response.status = status;
-        self.response.set(HTTP10, head.minor == 0);
-        let interim = (100..200).contains(&status) && status != 101;
-        self.response.set(INTERIM, interim);
-        // RFC 9112 6.3, in order.
-        Some(
-            if interim || method == Some(b"HEAD") || status == 204 || status == 304 {
-                Framing::None
-            } else if status == 101 || (method == Some(b"CONNECT") && (200..300).contains(&status))
-            {
-                self.response.set(TUNNEL, true);
-                Framing::None
-            } else if head.chunked {
-                Framing::Chunked
-            } else if head.has_te {
-                Framing::Close
-            } else if let Some(n) = head.content_length {
-                Framing::Length(n)
-            } else {
-                Framing::Close
-            },
-        )
     }
 }
 
