@@ -285,6 +285,19 @@ impl Http1Conn {
             self.response.set(UNMATCHED, true);
             return;
         }
+        // (A) holds without loss too: a response that starts before what the client had received
+        // when it sent the first waiting request is not that request's (or, first in, first out,
+        // a later one's). It cannot happen in order; it does when delivery order between the two
+        // directions is not the wire's (holes declared late), and then it is not guessed over.
+        if self.acked_known
+            && self
+                .pending
+                .front()
+                .is_some_and(|r| !seq_le(r.resp_seen, start))
+        {
+            self.response.set(UNMATCHED, true);
+            return;
+        }
         if !self.resp_loss && self.pending.front().is_none_or(|p| !p.after_loss) {
             return;
         }
