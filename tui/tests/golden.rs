@@ -29,7 +29,12 @@ fn root() -> PathBuf {
 }
 
 fn captures() -> Vec<PathBuf> {
-    let mut v = vec![root().join("assets/demo.pcap")];
+    // The exactness capture (early answers, pipelined bursts) was added after the reshaping, as a
+    // guard for what came with issue 10.
+    let mut v = vec![
+        root().join("assets/demo.pcap"),
+        root().join("assets/exactness.pcap"),
+    ];
     let mut corpus: Vec<PathBuf> = fs::read_dir(root().join("assets/corpus"))
         .unwrap()
         .map(|e| e.unwrap().path())
