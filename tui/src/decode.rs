@@ -43,6 +43,11 @@ impl Segment<'_> {
             ..*self
         }
     }
+    /// The segment without its payload when it closes its connection (FIN or RST): what the live
+    /// source needs to forget the connection in the kernel's table.
+    pub fn closing(&self) -> Option<Segment<'static>> {
+        (self.flags & (tcp_flags::FIN | tcp_flags::RST) != 0).then(|| self.without_payload())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,8 +72,7 @@ impl Pipeline {
     pub fn packet(&mut self, p: &Packet<'_>) -> Option<Segment<'static>> {
         let seg = self.decode(p)?;
         self.flows.feed(p.ts_ns, &seg, &mut self.http);
-        (seg.flags & (decode::tcp_flags::FIN | decode::tcp_flags::RST) != 0)
-            .then(|| seg.without_payload())
+        seg.closing()
     }
 
     /// Counts a frame and decodes it; `None` (counted) when it carries no TCP segment. With

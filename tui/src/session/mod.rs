@@ -172,6 +172,15 @@ struct Sequential {
     tick: Option<u64>,
 }
 
+impl Sequential {
+    fn new(flow: FlowConfig) -> Self {
+        Self {
+            pipeline: Pipeline::new(flow),
+            tick: None,
+        }
+    }
+}
+
 impl Engine for Sequential {
     fn packet(&mut self, p: &Packet<'_>) -> anyhow::Result<Option<Segment<'static>>> {
         Ok(self.pipeline.packet(p))
@@ -280,12 +289,7 @@ pub fn run(
             parallel::Parallel::start(opts.flow, opts.workers)
         })
     } else {
-        drive(source, opts, stop, out, || {
-            Ok(Sequential {
-                pipeline: Pipeline::new(opts.flow),
-                tick: None,
-            })
-        })
+        drive(source, opts, stop, out, || Ok(Sequential::new(opts.flow)))
     }
 }
 

@@ -23,7 +23,7 @@ use std::{
 
 use super::{Engine, Event};
 use crate::{
-    decode::{Segment, tcp_flags},
+    decode::Segment,
     flow::{FlowConfig, FlowStats},
     packet::Packet,
     pipeline::{Pipeline, Totals},
@@ -203,7 +203,7 @@ impl Engine for Parallel {
                 self.handle(m);
             }
         }
-        Ok((seg.flags & (tcp_flags::FIN | tcp_flags::RST) != 0).then(|| seg.without_payload()))
+        Ok(seg.closing())
     }
 
     fn now_ns(&self) -> u64 {
