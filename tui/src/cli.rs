@@ -1,14 +1,24 @@
 //! Command line (clap derive).
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgGroup, Parser};
 
 use crate::{
     flow::FlowConfig,
-    output::{Sink, json::JsonLines, packets::PacketLines, pcap::PcapFile, table::Tables},
+    output::{
+        Sink,
+        json::JsonLines,
+        metrics::{DEFAULT_BUCKETS, MetricsConfig},
+        packets::PacketLines,
+        pcap::PcapFile,
+        table::Tables,
+    },
     session::{self, Outputs, parallel},
-    stats::{GroupKey, Stats},
+    stats::{
+        GroupKey, Stats,
+        route::{Pattern, RouteConfig},
+    },
 };
 
 /// Live HTTP/1.x traffic dashboard for Linux.
@@ -42,7 +52,7 @@ pub struct Cli {
     #[arg(long)]
     pub headless: bool,
 
-    /// Group by: server, port, client, host, path, path:N, query:NAME, method, status
+    /// Group by: server, port, client, host, route, path, path:N, query:NAME, method, status
     #[arg(
         short = 'g',
         long = "group-by",
@@ -122,6 +132,48 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub idle_timeout: u64,
 
+    /// Name request paths by these route patterns before the automatic rule (repeatable): `{name}`
+    /// matches one segment, a last `*` the rest; first match wins (see README, Routes)
+    #[arg(long = "route", value_name = "PATTERN")]
+    pub routes: Vec<Pattern>,
+
+    /// Read more route patterns from this file, one per line (`#` starts a comment)
+    #[arg(long = "routes", value_name = "FILE")]
+    pub routes_file: Option<PathBuf>,
+
+    /// Serve Prometheus metrics on this address at /metrics while capturing (e.g. 127.0.0.1:9464,
+    /// [::]:9464), in every mode
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Keep serving metrics this many seconds after the capture ends (a last scrape)
+    #[arg(long, value_name = "SECS", default_value_t = 0.0, requires = "metrics")]
+    pub metrics_linger: f64,
+
+    /// Latency histogram bucket bounds in seconds
+    /// [default: 0.005,0.01,0.025,0.05,0.075,0.1,0.25,0.5,0.75,1,2.5,5,7.5,10]
+    #[arg(
+        long,
+        value_name = "S[,S]",
+        value_delimiter = ',',
+        requires = "metrics"
+    )]
+    pub metrics_buckets: Vec<f64>,
+
+    /// Add these grouping keys as metric labels: client, host, path, path:N, query:NAME, status
+    /// (query:s becomes the label query_s)
+    #[arg(
+        long,
+        value_name = "KEY[,KEY]",
+        value_delimiter = ',',
+        requires = "metrics"
+    )]
+    pub metrics_labels: Vec<GroupKey>,
+
+    /// Most metric label sets; past it new ones are counted under http_route="_other"
+    #[arg(long, value_name = "N", default_value_t = 10_000, requires = "metrics")]
+    pub metrics_max_series: usize,
+
     /// Threads for reading a file at full speed, headless or in the dashboard (connections spread
     /// over them); 1 reads on one thread [default: one per core, at most 4]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -135,10 +187,14 @@ impl Cli {
         !self.headless && !self.packets && !self.json
     }
 
-    /// How the session reads, from the flags.
-    pub fn session_options(&self) -> session::Options {
+    /// How the session reads, from the flags (reads `--routes`).
+    pub fn session_options(&self) -> anyhow::Result<session::Options> {
         let dashboard = self.dashboard();
-        session::Options {
+        let mut patterns = self.routes.clone();
+        if let Some(path) = &self.routes_file {
+            patterns.extend(RouteConfig::read_patterns(path)?);
+        }
+        Ok(session::Options {
             flow: FlowConfig {
                 idle_timeout_ns: self.idle_timeout.saturating_mul(1_000_000_000),
                 ..FlowConfig::default()
@@ -150,7 +206,40 @@ impl Cli {
             replay_speed: self.replay_speed.filter(|_| dashboard),
             loop_file: self.read.clone().filter(|_| dashboard && self.loop_file),
             live: self.read.is_none(),
+            routes: RouteConfig {
+                patterns,
+                ..RouteConfig::default()
+            },
+        })
+    }
+
+    /// The metrics endpoint's settings, when `--metrics` is given; an error for a label that
+    /// cannot be added or buckets that are not positive.
+    pub fn metrics_config(&self, interfaces: &[String]) -> anyhow::Result<Option<MetricsConfig>> {
+        let Some(addr) = self.metrics else {
+            return Ok(None);
+        };
+        let mut buckets = if self.metrics_buckets.is_empty() {
+            DEFAULT_BUCKETS.to_vec()
+        } else {
+            self.metrics_buckets.clone()
+        };
+        if buckets.iter().any(|b| !b.is_finite() || *b <= 0.0) {
+            anyhow::bail!("--metrics-buckets takes positive numbers of seconds");
         }
+        buckets.sort_by(f64::total_cmp);
+        buckets.dedup();
+        let config = MetricsConfig {
+            addr,
+            buckets,
+            labels: self.metrics_labels.clone(),
+            max_series: self.metrics_max_series,
+            interfaces: interfaces.to_vec(),
+        };
+        config
+            .label_names()
+            .map_err(|e| anyhow::anyhow!("--metrics-labels: {e}"))?;
+        Ok(Some(config))
     }
 
     /// The outputs of a headless run: the table (always: it aggregates for the CSV and the

@@ -20,6 +20,7 @@ use http_top::{
         privs,
     },
     cli::Cli,
+    output::metrics::{Exporter, Publisher, serve::Server},
     session,
     stats::{GroupKey, Stats},
     text, ui,
@@ -71,6 +72,19 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
 
+    // The endpoint binds before capture starts (and before privileges are dropped), so a taken
+    // port is an error now, not after the filter is attached.
+    let metrics = match cli.metrics_config(&cli.interfaces)? {
+        Some(config) => {
+            let (publisher, snapshots) = Publisher::new();
+            let server = Server::start(config.addr, snapshots)?;
+            eprintln!("http-top: metrics at http://{}/metrics", server.addr);
+            let exporter = Exporter::new(&config, publisher).map_err(anyhow::Error::msg)?;
+            Some((exporter, server))
+        }
+        None => None,
+    };
+
     let source: Box<dyn PacketSource + Send> = if let Some(path) = &cli.read {
         Box::new(FileSource::open(path)?)
     } else {
@@ -92,18 +106,25 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Box::new(live)
     };
 
-    let opts = cli.session_options();
+    let opts = cli.session_options()?;
     let stats = Stats::new(GroupKey::standard_set(&cli.group_by), cli.max_groups);
+    let (exporter, server) = metrics.unzip();
+    let exporter = exporter.map(|e| Box::new(e) as Box<dyn session::Output + Send>);
     if cli.dashboard() {
         let name = cli
             .read
             .as_ref()
             .map_or_else(|| cli.interfaces.join(", "), |p| p.display().to_string());
         let app = ui::App::new(stats, name, cli.units, cli.export_dir.clone());
-        return ui::run::run(app, source, opts, &stop);
+        ui::run::run(app, source, opts, &stop, exporter.into_iter().collect())?;
+    } else {
+        let mut outputs = cli.headless_outputs(stats, source.interfaces());
+        outputs.0.extend(exporter);
+        session::run(source, &opts, &stop, &mut outputs)?;
     }
-    let mut outputs = cli.headless_outputs(stats, source.interfaces());
-    session::run(source, &opts, &stop, &mut outputs)?;
+    if let Some(server) = server {
+        server.linger(Duration::from_secs_f64(cli.metrics_linger.max(0.0)), &stop);
+    }
     Ok(())
 }
 

@@ -19,9 +19,9 @@ use std::{
 const BIN: &str = env!("CARGO_BIN_EXE_http-top");
 
 /// Every grouping key, with the query parameters the demo's traffic carries.
-const KEYS: [&str; 11] = [
-    "server", "port", "client", "host", "path", "path:1", "path:2", "query:s", "query:q", "method",
-    "status",
+const KEYS: [&str; 12] = [
+    "server", "port", "client", "host", "route", "path", "path:1", "path:2", "query:s", "query:q",
+    "method", "status",
 ];
 
 fn root() -> PathBuf {

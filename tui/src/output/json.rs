@@ -20,6 +20,8 @@ struct JsonExchange {
     server: String,
     method: Option<String>,
     target: Option<String>,
+    /// The path with identifiers replaced (`/users/{id}`), as grouped under `route`.
+    route: Option<String>,
     host: Option<String>,
     status: Option<u16>,
     request_bytes: u64,
@@ -55,6 +57,7 @@ pub fn write_json_line<W: Write>(mut out: W, e: &Exchange) -> std::io::Result<()
         } else {
             s(e.target())
         },
+        route: e.route.as_deref().map(str::to_owned),
         host: s(e.host()),
         status: e.status,
         request_bytes: e.req_bytes,

@@ -31,6 +31,14 @@ impl Protocol {
             Self::Http11 => "HTTP/1.1",
         }
     }
+
+    /// The version alone, as OpenTelemetry's `network.protocol.version` writes it.
+    pub fn version(self) -> &'static str {
+        match self {
+            Self::Http10 => "1.0",
+            Self::Http11 => "1.1",
+        }
+    }
 }
 
 /// A request's method, target and Host (HTTP/1.x) or `:authority` value, raw, in one allocation:
@@ -121,6 +129,10 @@ pub struct Exchange {
     /// stands unpaired because loss left no proof of which request a response answers. Its
     /// numbers are incomplete; every exchange without it is exact.
     pub gap: bool,
+    /// The request path's route (`/users/{id}`), decided by the session's router (`stats::route`)
+    /// before any output sees the exchange; `None` until then, and for requests never seen or not
+    /// parsed.
+    pub route: Option<std::sync::Arc<str>>,
 }
 
 impl Exchange {

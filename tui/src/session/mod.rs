@@ -27,7 +27,11 @@ use crate::{
     packet::Packet,
     pipeline::{Pipeline, Totals},
     proto::Exchange,
-    stats::Ticker,
+    stats::{
+        Ticker,
+        key::path_of,
+        route::{RouteConfig, Router},
+    },
 };
 
 /// How long a live source may wait for a packet before the loop checks its stop conditions.
@@ -140,9 +144,16 @@ pub enum Event {
     Tick(u64),
 }
 
-fn deliver(out: &mut dyn Output, ev: Event) -> anyhow::Result<()> {
+/// Hands an event to the outputs; an exchange gets its route first, here on the session's one
+/// thread, so every output (and every run over the same capture) sees the same route.
+fn deliver(out: &mut dyn Output, router: &mut Router, ev: Event) -> anyhow::Result<()> {
     match ev {
-        Event::Exchange(e) => out.exchange(&e),
+        Event::Exchange(mut e) => {
+            if e.request_seen && !e.unparsable {
+                e.route = e.target().map(|t| router.route(path_of(t)));
+            }
+            out.exchange(&e)
+        }
         Event::Tick(t) => out.tick(t),
     }
 }
@@ -237,6 +248,8 @@ pub struct Options {
     pub loop_file: Option<PathBuf>,
     /// The source is a live capture: a quiet interface still lets time pass.
     pub live: bool,
+    /// How request paths become routes.
+    pub routes: RouteConfig,
 }
 
 fn wall_ns() -> u64 {
@@ -302,6 +315,7 @@ fn drive<E: Engine>(
 ) -> anyhow::Result<Health> {
     let live = opts.live;
     let mut engine = start()?;
+    let mut router = Router::new(opts.routes.clone());
     let packets = out.wants_packets();
     let mut ticker = Ticker::new(opts.tick);
     let deadline = opts.duration.map(|d| Instant::now() + d);
@@ -368,7 +382,7 @@ fn drive<E: Engine>(
                     break;
                 };
                 // Next pass: fresh connections, timestamps continuing after this pass.
-                engine.finish(&mut |ev| deliver(out, ev))?;
+                engine.finish(&mut |ev| deliver(out, &mut router, ev))?;
                 engine = start()?;
                 offset = offset.saturating_add(
                     last_ts.saturating_sub(first_ts.unwrap_or(last_ts)) + 1_000_000_000,
@@ -381,7 +395,7 @@ fn drive<E: Engine>(
         if let Some(seg) = closing {
             source.observe(&seg);
         }
-        engine.poll(&mut |ev| deliver(out, ev))?;
+        engine.poll(&mut |ev| deliver(out, &mut router, ev))?;
         if quiet || since_wake >= WAKE_EVERY {
             since_wake = 0;
             let now = if live {
@@ -405,7 +419,7 @@ fn drive<E: Engine>(
     if let Some(p) = source.problem() {
         tracing::warn!("capture file ends with an unreadable record ({p}); stopping there");
     }
-    engine.finish(&mut |ev| deliver(out, ev))?;
+    engine.finish(&mut |ev| deliver(out, &mut router, ev))?;
     let h = health(&engine, &mut *source);
     out.health(&h)?;
     out.end(&h)?;

@@ -26,6 +26,8 @@ pub enum GroupKey {
     Client,
     /// Host field as sent.
     Host,
+    /// The path with identifiers replaced ([`super::route`]).
+    Route,
     /// Target without the query; absolute-form targets reduced to their path.
     Path,
     /// The first N segments of the path.
@@ -46,6 +48,7 @@ impl FromStr for GroupKey {
             "port" => Self::Port,
             "client" => Self::Client,
             "host" => Self::Host,
+            "route" => Self::Route,
             "path" => Self::Path,
             "method" => Self::Method,
             "status" => Self::Status,
@@ -65,8 +68,8 @@ impl FromStr for GroupKey {
                     Self::Query(name.to_owned())
                 } else {
                     return Err(format!(
-                        "unknown grouping key {s:?}: use server, port, client, host, path, path:N, \
-                         query:NAME, method or status"
+                        "unknown grouping key {s:?}: use server, port, client, host, route, path, \
+                         path:N, query:NAME, method or status"
                     ));
                 }
             }
@@ -81,6 +84,7 @@ impl fmt::Display for GroupKey {
             Self::Port => f.write_str("port"),
             Self::Client => f.write_str("client"),
             Self::Host => f.write_str("host"),
+            Self::Route => f.write_str("route"),
             Self::Path => f.write_str("path"),
             Self::PathPrefix(n) => write!(f, "path:{n}"),
             Self::Query(q) => write!(f, "query:{q}"),
@@ -99,6 +103,7 @@ impl GroupKey {
             Self::Port,
             Self::Client,
             Self::Host,
+            Self::Route,
             Self::Path,
             Self::PathPrefix(1),
             Self::Query("s".into()),
@@ -146,7 +151,12 @@ impl GroupKey {
                 out.push(TAG_VALUE);
                 out.push(e.status.map_or(0, |s| (s / 100).clamp(1, 5) as u8));
             }
-            Self::Host | Self::Path | Self::PathPrefix(_) | Self::Query(_) | Self::Method => {
+            Self::Host
+            | Self::Route
+            | Self::Path
+            | Self::PathPrefix(_)
+            | Self::Query(_)
+            | Self::Method => {
                 if e.unparsable {
                     out.push(TAG_UNPARSABLE);
                     return;
@@ -160,6 +170,8 @@ impl GroupKey {
                 let query;
                 let value = match self {
                     Self::Host => line.host(),
+                    // Decided by the session's router; absent when none ran (unit tests).
+                    Self::Route => e.route.as_deref().map(str::as_bytes),
                     Self::Method => Some(line.method()),
                     Self::Path => Some(path_of(target)),
                     Self::PathPrefix(n) => Some(path_prefix(path_of(target), *n)),
@@ -312,7 +324,8 @@ mod tests {
     #[test]
     fn keys_parse_and_print() {
         for k in [
-            "server", "port", "client", "host", "path", "path:3", "query:s", "method", "status",
+            "server", "port", "client", "host", "route", "path", "path:3", "query:s", "method",
+            "status",
         ] {
             assert_eq!(k.parse::<GroupKey>().unwrap().to_string(), k);
         }

@@ -7,6 +7,7 @@
 
 pub mod key;
 pub mod metric;
+pub mod route;
 
 use std::collections::HashMap;
 

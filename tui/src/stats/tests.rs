@@ -33,6 +33,7 @@ fn ex(
         resp_bytes: if status.is_some() { 1000 } else { 0 },
         truncated: false,
         gap: false,
+        route: None,
     }
 }
 

@@ -109,13 +109,15 @@ pub fn run(
     source: Box<dyn PacketSource + Send>,
     opts: session::Options,
     stop: &Arc<AtomicBool>,
+    // Outputs beside the dashboard (the metrics endpoint's exporter).
+    beside: Vec<Box<dyn session::Output + Send>>,
 ) -> anyhow::Result<()> {
     let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = mpsc::sync_channel(64);
     let capture_stop = Arc::clone(stop);
     let handle = thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
-            let mut feed = Feed {
+            let feed = Feed {
                 tx,
                 pending: Vec::new(),
                 health: Health::default(),
@@ -123,7 +125,9 @@ pub fn run(
                 now_ns: 0,
                 closed: false,
             };
-            session::run(source, &opts, &capture_stop, &mut feed).map(|_| ())
+            let mut outputs: Vec<Box<dyn session::Output + Send>> = vec![Box::new(feed)];
+            outputs.extend(beside);
+            session::run(source, &opts, &capture_stop, &mut session::Outputs(outputs)).map(|_| ())
         })
         .context("starting the capture thread")?;
 

@@ -10,9 +10,16 @@ use crate::proto::RequestLine;
 
 /// Every exchange of the demo capture, and the capture time of its last packet.
 fn demo_exchanges() -> (Vec<Exchange>, u64) {
-    let (ex, p) = crate::pipeline::read_file(
+    let (mut ex, p) = crate::pipeline::read_file(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo.pcap"),
     );
+    // Routes, as the session's loop decides them.
+    let mut router = crate::stats::route::Router::new(Default::default());
+    for e in ex.iter_mut().filter(|e| e.request_seen && !e.unparsable) {
+        e.route = e
+            .target()
+            .map(|t| router.route(crate::stats::key::path_of(t)));
+    }
     (ex, p.now_ns())
 }
 
@@ -151,6 +158,7 @@ fn each_grouping_key_shows_its_groups() {
         ("port", "80"),
         ("client", "10.232.0.2"),
         ("host", "shop.example"),
+        ("route", "/search"),
         ("path", "/search"),
         ("path:1", "/api"),
         ("query:s", "_unspecified"),

@@ -228,6 +228,7 @@ impl Http1Conn {
             resp_bytes: resp.map_or(0, |r| r.bytes),
             truncated: resp.is_some_and(|r| r.truncated),
             gap: req.gap || resp.is_some_and(|r| r.gap),
+            route: None,
         });
     }
 

@@ -1,0 +1,283 @@
+//! The HTTP endpoint: hyper (HTTP/1.1) on a single-threaded tokio runtime of its own thread.
+//!
+//! It never makes the session wait: a scrape raises a flag and waits (at most [`FRESH_WAIT`]) for
+//! the session to hand over a snapshot, then encodes it here. What a hostile or broken client can
+//! cost is bounded: at most [`MAX_CONNECTIONS`] connections (more are closed at once), a request
+//! head of at most [`MAX_HEAD`] bytes (hyper answers 431 past it), [`HEAD_TIMEOUT`] to send it (a
+//! slowloris is closed), [`CONNECTION_LIFETIME`] per connection (a reader that never reads is
+//! dropped), and at most [`MAX_BODIES`] metric pages in memory at once (a further scrape waits for
+//! one to be sent, then gets 503 after [`FRESH_WAIT`] + [`BODY_WAIT`]).
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context as TaskContext, Poll},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use anyhow::Context;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Frame, Incoming},
+    header,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use super::{
+    Snapshot,
+    encode::{Format, ServerCounters, encode},
+};
+
+pub const MAX_CONNECTIONS: usize = 256;
+/// hyper's smallest read buffer: a request line or head longer than this is refused.
+pub const MAX_HEAD: usize = 8192;
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+pub const MAX_BODIES: usize = 8;
+/// How long a scrape waits for the session to hand over the numbers of now; past it (a stalled or
+/// finished session) it gets the latest it has.
+pub const FRESH_WAIT: Duration = Duration::from_millis(500);
+const BODY_WAIT: Duration = Duration::from_secs(10);
+
+/// What the endpoint reads: the latest snapshot, and the flag that asks for a newer one.
+pub struct Snapshots {
+    pub(super) rx: watch::Receiver<Arc<Snapshot>>,
+    pub(super) wanted: Arc<AtomicBool>,
+}
+
+impl Snapshots {
+    /// The numbers of now: asks the session and waits for its answer, unless it has ended.
+    async fn fresh(&mut self) -> Arc<Snapshot> {
+        if !self.rx.borrow().last {
+            self.rx.mark_unchanged();
+            self.wanted.store(true, Ordering::Release);
+            let _ = tokio::time::timeout(FRESH_WAIT, self.rx.changed()).await;
+        }
+        Arc::clone(&self.rx.borrow())
+    }
+}
+
+impl Clone for Snapshots {
+    fn clone(&self) -> Self {
+        Self {
+            rx: self.rx.clone(),
+            wanted: Arc::clone(&self.wanted),
+        }
+    }
+}
+
+/// The running endpoint; stops when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds `addr` now (so a taken port is an error before capture starts) and serves on a
+    /// thread of its own.
+    pub fn start(addr: SocketAddr, snapshots: Snapshots) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr} for --metrics"))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!("metrics endpoint: cannot start its runtime: {e}");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => serve(l, snapshots, stopped).await,
+                        Err(e) => tracing::error!("metrics endpoint: {e}"),
+                    }
+                });
+            })
+            .context("starting the metrics thread")?;
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Keeps serving for `linger` after the session ended (a last scrape), or until `stop`.
+    pub fn linger(&self, linger: Duration, stop: &AtomicBool) {
+        let until = std::time::Instant::now() + linger;
+        while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Everything a connection's requests share.
+#[derive(Clone)]
+struct Shared {
+    snapshots: Snapshots,
+    counters: Arc<ServerCounters>,
+    bodies: Arc<Semaphore>,
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    snapshots: Snapshots,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let shared = Shared {
+        snapshots,
+        counters: Arc::default(),
+        bodies: Arc::new(Semaphore::new(MAX_BODIES)),
+    };
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut stopped => return,
+        };
+        let Ok((stream, _)) = accepted else {
+            // Out of descriptors, or a connection reset before it was accepted: try again soon.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(respond(req, shared).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn respond(req: Request<Incoming>, mut shared: Shared) -> Response<Permitted> {
+    let plain = |status: StatusCode, text: &'static str| {
+        let mut r = Response::new(Permitted::new(Bytes::from_static(text.as_bytes()), None));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    };
+    if req.uri().path() != "/metrics" {
+        shared.counters.not_found.fetch_add(1, Ordering::Relaxed);
+        return plain(
+            StatusCode::NOT_FOUND,
+            "not found: metrics are at /metrics\n",
+        );
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        shared.counters.not_found.fetch_add(1, Ordering::Relaxed);
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "use GET /metrics\n");
+    }
+    let format = Format::from_accept(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let Ok(Ok(permit)) =
+        tokio::time::timeout(BODY_WAIT, Arc::clone(&shared.bodies).acquire_owned()).await
+    else {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy: too many scrapes at once\n",
+        );
+    };
+    shared.counters.scrapes.fetch_add(1, Ordering::Relaxed);
+    let snap = shared.snapshots.fresh().await;
+    let text = encode(snap, &shared.counters, format);
+    let mut r = Response::new(Permitted::new(text, Some(permit)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(format.content_type()),
+    );
+    r
+}
+
+/// A response body handed to hyper a piece at a time, holding a permit of [`MAX_BODIES`] until
+/// the last piece is taken: hyper asks for the next piece only when its write buffer has room, so
+/// a reader that never reads keeps one page in memory, not one per scrape it started.
+struct Permitted {
+    rest: Bytes,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Bytes handed to hyper at once.
+const PIECE: usize = 64 * 1024;
+
+impl Permitted {
+    fn new(body: impl Into<Bytes>, permit: Option<OwnedSemaphorePermit>) -> Self {
+        Self {
+            rest: body.into(),
+            _permit: permit,
+        }
+    }
+}
+
+impl hyper::body::Body for Permitted {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.rest.is_empty() {
+            self._permit = None;
+            return Poll::Ready(None);
+        }
+        let n = self.rest.len().min(PIECE);
+        let piece = self.rest.split_to(n);
+        if self.rest.is_empty() {
+            self._permit = None;
+        }
+        Poll::Ready(Some(Ok(Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
