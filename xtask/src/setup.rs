@@ -25,6 +25,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("nftables", "/usr/sbin/nft"),
     ("tmux", "/usr/bin/tmux"),
     ("python3", "/usr/bin/python3"),
+    // The metrics end-to-end test scrapes http-top with a real Prometheus (and lints with promtool).
+    ("prometheus", "/usr/bin/prometheus"),
     // libfuzzer-sys compiles libFuzzer (C++) when the lint checks that the fuzz targets build.
     ("g++", "/usr/bin/g++"),
 ];

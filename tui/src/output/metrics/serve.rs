@@ -4,9 +4,10 @@
 //! the session to hand over a snapshot, then encodes it here. What a hostile or broken client can
 //! cost is bounded: at most [`MAX_CONNECTIONS`] connections (more are closed at once), a request
 //! head of at most [`MAX_HEAD`] bytes (hyper answers 431 past it), [`HEAD_TIMEOUT`] to send it (a
-//! slowloris is closed), [`CONNECTION_LIFETIME`] per connection (a reader that never reads is
-//! dropped), and at most [`MAX_BODIES`] metric pages in memory at once (a further scrape waits for
-//! one to be sent, then gets 503 after [`FRESH_WAIT`] + [`BODY_WAIT`]).
+//! slowloris is closed), [`BODY_DEADLINE`] to take a page (a reader that stops reading is
+//! dropped) and [`CONNECTION_LIFETIME`] per connection. Pages are shared: one is encoded at a
+//! time, and every scrape within [`PAGE_REUSE`] of it gets the same bytes, so at most
+//! `2 formats × (BODY_DEADLINE / PAGE_REUSE + 1)` pages are alive however many clients read slowly.
 
 use std::{
     convert::Infallible,
@@ -28,7 +29,7 @@ use hyper::{
     header,
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 
 use super::{
     Snapshot,
@@ -39,12 +40,15 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// hyper's smallest read buffer: a request line or head longer than this is refused.
 pub const MAX_HEAD: usize = 8192;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
-pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
-pub const MAX_BODIES: usize = 8;
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest a response may take to be read: a page of 10 000 series is a few MB, read in well under
+/// a second on any network a scraper uses.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(5);
 /// How long a scrape waits for the session to hand over the numbers of now; past it (a stalled or
 /// finished session) it gets the latest it has.
 pub const FRESH_WAIT: Duration = Duration::from_millis(500);
-const BODY_WAIT: Duration = Duration::from_secs(10);
+/// A page this young is served again instead of encoding a new one.
+pub const PAGE_REUSE: Duration = Duration::from_secs(1);
 
 /// What the endpoint reads: the latest snapshot, and the flag that asks for a newer one.
 pub struct Snapshots {
@@ -137,12 +141,16 @@ impl Drop for Server {
     }
 }
 
+/// The last page of each format, and when it was encoded.
+type Pages = [Option<(tokio::time::Instant, Bytes)>; 2];
+
 /// Everything a connection's requests share.
 #[derive(Clone)]
 struct Shared {
     snapshots: Snapshots,
     counters: Arc<ServerCounters>,
-    bodies: Arc<Semaphore>,
+    /// Held while a page is made, so that a burst of scrapes makes one.
+    pages: Arc<tokio::sync::Mutex<Pages>>,
 }
 
 async fn serve(
@@ -153,7 +161,7 @@ async fn serve(
     let shared = Shared {
         snapshots,
         counters: Arc::default(),
-        bodies: Arc::new(Semaphore::new(MAX_BODIES)),
+        pages: Arc::default(),
     };
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -173,24 +181,57 @@ async fn serve(
         };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let sending = Sending::default();
+            let watched = sending.clone();
             let service = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(respond(req, shared).await) }
+                let (shared, sending) = (shared.clone(), sending.clone());
+                async move { Ok::<_, Infallible>(respond(req, shared, sending).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
                 .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+            tokio::select! {
+                _ = conn => {}
+                _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
+                _ = watched.stalled() => {}
+            }
             drop(permit);
         });
     }
 }
 
-async fn respond(req: Request<Incoming>, mut shared: Shared) -> Response<Permitted> {
+/// When the response a connection is sending began, if one is; a watchdog closes the connection
+/// once it is older than [`BODY_DEADLINE`].
+#[derive(Clone, Default)]
+struct Sending(Arc<std::sync::Mutex<Option<tokio::time::Instant>>>);
+
+impl Sending {
+    fn set(&self, v: Option<tokio::time::Instant>) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = v;
+        }
+    }
+
+    /// Resolves once a response has been in progress for longer than [`BODY_DEADLINE`].
+    async fn stalled(&self) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let since = self.0.lock().ok().and_then(|s| *s);
+            if since.is_some_and(|t| t.elapsed() > BODY_DEADLINE) {
+                return;
+            }
+        }
+    }
+}
+
+async fn respond(req: Request<Incoming>, mut shared: Shared, sending: Sending) -> Response<Page> {
     let plain = |status: StatusCode, text: &'static str| {
-        let mut r = Response::new(Permitted::new(Bytes::from_static(text.as_bytes()), None));
+        let mut r = Response::new(Page::new(
+            Bytes::from_static(text.as_bytes()),
+            sending.clone(),
+        ));
         *r.status_mut() = status;
         r.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -214,18 +255,21 @@ async fn respond(req: Request<Incoming>, mut shared: Shared) -> Response<Permitt
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok()),
     );
-    let Ok(Ok(permit)) =
-        tokio::time::timeout(BODY_WAIT, Arc::clone(&shared.bodies).acquire_owned()).await
-    else {
-        return plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy: too many scrapes at once\n",
-        );
-    };
     shared.counters.scrapes.fetch_add(1, Ordering::Relaxed);
-    let snap = shared.snapshots.fresh().await;
-    let text = encode(snap, &shared.counters, format);
-    let mut r = Response::new(Permitted::new(text, Some(permit)));
+    let page = {
+        let mut pages = shared.pages.lock().await;
+        let slot = &mut pages[format as usize];
+        match slot {
+            Some((at, page)) if at.elapsed() < PAGE_REUSE => page.clone(),
+            _ => {
+                let snap = shared.snapshots.fresh().await;
+                let page = Bytes::from(encode(snap, &shared.counters, format));
+                *slot = Some((tokio::time::Instant::now(), page.clone()));
+                page
+            }
+        }
+    };
+    let mut r = Response::new(Page::new(page, sending));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static(format.content_type()),
@@ -233,27 +277,35 @@ async fn respond(req: Request<Incoming>, mut shared: Shared) -> Response<Permitt
     r
 }
 
-/// A response body handed to hyper a piece at a time, holding a permit of [`MAX_BODIES`] until
-/// the last piece is taken: hyper asks for the next piece only when its write buffer has room, so
-/// a reader that never reads keeps one page in memory, not one per scrape it started.
-struct Permitted {
+/// A response body handed to hyper a piece at a time (hyper asks for the next piece only when
+/// its write buffer has room); while it lasts, the connection's watchdog times it.
+pub struct Page {
     rest: Bytes,
-    _permit: Option<OwnedSemaphorePermit>,
+    sending: Sending,
 }
 
 /// Bytes handed to hyper at once.
 const PIECE: usize = 64 * 1024;
 
-impl Permitted {
-    fn new(body: impl Into<Bytes>, permit: Option<OwnedSemaphorePermit>) -> Self {
-        Self {
-            rest: body.into(),
-            _permit: permit,
-        }
+impl Page {
+    fn new(rest: Bytes, sending: Sending) -> Self {
+        sending.set(Some(tokio::time::Instant::now()));
+        Self { rest, sending }
+    }
+
+    fn finished(&mut self) {
+        self.sending.set(None);
     }
 }
 
-impl hyper::body::Body for Permitted {
+impl Drop for Page {
+    /// A body dropped unread (a HEAD request, a closed connection) is not in progress either.
+    fn drop(&mut self) {
+        self.finished();
+    }
+}
+
+impl hyper::body::Body for Page {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -262,13 +314,13 @@ impl hyper::body::Body for Permitted {
         _cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if self.rest.is_empty() {
-            self._permit = None;
+            self.finished();
             return Poll::Ready(None);
         }
         let n = self.rest.len().min(PIECE);
         let piece = self.rest.split_to(n);
         if self.rest.is_empty() {
-            self._permit = None;
+            self.finished();
         }
         Poll::Ready(Some(Ok(Frame::data(piece))))
     }
