@@ -20,8 +20,25 @@ static FILTER_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"
 const PROGRAM: &str = "http_filter";
 
 /// What to tell a user who lacks the privileges to load or attach the filter.
-pub const NEED_ROOT: &str = "live capture needs root (or CAP_BPF + CAP_NET_RAW + CAP_NET_ADMIN): run it with sudo, \
-     e.g. `sudo http-top -i IFACE`";
+pub const NEED_ROOT: &str = "live capture needs root (or CAP_BPF + CAP_PERFMON + CAP_NET_RAW + \
+     CAP_NET_ADMIN): run it with sudo, e.g. `sudo http-top -i IFACE`";
+
+/// `CAP_PERFMON`'s bit in the capability sets (linux/capability.h).
+const CAP_PERFMON: u32 = 38;
+
+/// Whether this process holds `CAP_PERFMON`. Without it (CAP_BPF alone) the verifier loads the
+/// program as it would an unprivileged one, with Spectre mitigations that refuse what the filter
+/// does with its stack, and says only EACCES.
+fn has_perfmon() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_PERFMON) != 0)
+}
 
 /// Counters read from the filter's per-CPU stats map, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,6 +86,9 @@ impl KernelFilter {
                 if io_error.raw_os_error() == Some(libc::EPERM) =>
             {
                 anyhow!("loading the eBPF filter: {io_error}: {NEED_ROOT}")
+            }
+            ProgramError::LoadError { io_error, .. } if !has_perfmon() => {
+                anyhow!("loading the eBPF filter: {io_error} (CAP_PERFMON is missing): {NEED_ROOT}")
             }
             ProgramError::LoadError {
                 io_error,

@@ -69,6 +69,11 @@ pub struct Cli {
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<PathBuf>,
 
+    /// Headless: print no tables (a service that only serves --metrics; the summary line still
+    /// goes to stderr at exit)
+    #[arg(short = 'q', long, requires = "headless")]
+    pub quiet: bool,
+
     /// Print one JSON object per finished exchange instead of tables
     #[arg(long, conflicts_with = "packets")]
     pub json: bool,
@@ -174,6 +179,10 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 10_000, requires = "metrics")]
     pub metrics_max_series: usize,
 
+    /// Print the man page or a shell's completions and exit (for packagers)
+    #[arg(long, value_name = "WHAT", hide = true, exclusive = true)]
+    pub generate: Option<Generate>,
+
     /// Threads for reading a file at full speed, headless or in the dashboard (connections spread
     /// over them); 1 reads on one thread [default: one per core, at most 4]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -249,7 +258,7 @@ impl Cli {
         let mut outputs: Vec<Box<dyn session::Output + Send>> = vec![Box::new(Tables::new(
             stats,
             std::io::stdout(),
-            !self.packets && !self.json,
+            !self.packets && !self.json && !self.quiet,
             live.then(|| Duration::from_secs_f64(self.interval)),
             self.csv.clone(),
         ))];
@@ -269,6 +278,58 @@ impl Cli {
             }));
         }
         Outputs(outputs)
+    }
+}
+
+/// What the command line asks for: a run, or a file for packagers.
+pub enum Invocation {
+    Run(Box<Cli>),
+    Generate(Generate),
+}
+
+impl Invocation {
+    /// Parses the command line (exits with clap's message when it is wrong). `--generate` needs no
+    /// source, which the usual parse requires, so it is looked for only when that parse fails.
+    pub fn from_args() -> Self {
+        use clap::CommandFactory;
+        match Cli::try_parse() {
+            Ok(cli) => Self::Run(Box::new(cli)),
+            Err(e) => {
+                let relaxed = Cli::command().mut_group("source", |g| g.required(false));
+                if let Ok(m) = relaxed.try_get_matches()
+                    && let Some(g) = m.get_one::<Generate>("generate")
+                {
+                    return Self::Generate(*g);
+                }
+                e.exit()
+            }
+        }
+    }
+}
+
+/// What `--generate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generate {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Generate {
+    /// Writes the man page (clap_mangen) or the completion script (clap_complete), made from the
+    /// same definition as `--help`, so they cannot drift from it.
+    pub fn write(self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let shell = match self {
+            Self::Man => return clap_mangen::Man::new(cmd).render(out),
+            Self::Bash => clap_complete::Shell::Bash,
+            Self::Zsh => clap_complete::Shell::Zsh,
+            Self::Fish => clap_complete::Shell::Fish,
+        };
+        clap_complete::generate(shell, &mut cmd, "http-top", out);
+        Ok(())
     }
 }
 

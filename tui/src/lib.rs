@@ -1,13 +1,14 @@
 //! http-top: live HTTP traffic dashboard for Linux.
 //!
-//! Data flows one way:
+//! Data flows one way, driven by one session loop (`session`):
 //!
 //! ```text
-//! capture (live socket | pcap file) -> decode -> flow (TCP reassembly) -> http (parse, pair) -> stats -> output
-//!   capture/                          decode.rs   flow/                     http/                 stats/   headless.rs, export/
+//! capture (live ring | pcap file) -> decode -> flow (TCP reassembly) -> proto (parse, pair)
+//!     -> route (session) -> outputs: stats tables, CSV, JSON, packets, pcap, metrics, dashboard
 //! ```
 //!
-//! Everything between capture and output is pure: it takes `(timestamp, bytes)` and returns values.
+//! Everything between capture and the outputs is pure: it takes `(timestamp, bytes)` and returns
+//! values. `tests/layers.rs` holds the modules to their ranks.
 
 pub mod bpf;
 pub mod capture;

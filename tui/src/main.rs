@@ -10,7 +10,6 @@ use std::{
 };
 
 use anyhow::Context;
-use clap::Parser;
 
 use http_top::{
     capture::{
@@ -19,7 +18,7 @@ use http_top::{
         live::{LiveOptions, LiveSource},
         privs,
     },
-    cli::Cli,
+    cli::{Cli, Invocation},
     output::metrics::{Exporter, Publisher, serve::Server},
     session,
     stats::{GroupKey, Stats},
@@ -37,7 +36,18 @@ fn main() -> ExitCode {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
-    let cli = Cli::parse();
+    let cli = match Invocation::from_args() {
+        Invocation::Run(cli) => cli,
+        Invocation::Generate(what) => {
+            return match what.write(&mut io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("http-top: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
     if let Err(e) = init_logging(&cli) {
         eprintln!("http-top: {e:#}");
         return ExitCode::FAILURE;

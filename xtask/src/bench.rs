@@ -209,6 +209,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     }
     conns_scaling(&mut b)?;
     flood(&mut b)?;
+    scrape_cost(&mut b)?;
 
     println!("\ntargets:");
     for t in &b.targets {
@@ -403,6 +404,108 @@ fn flood(b: &mut Bench) -> anyhow::Result<()> {
         Some(t.rss_mib <= 64.0 && s["evicted"] == 900_000),
     );
     Ok(())
+}
+
+/// One scrape of 10 000 series (the default --metrics-max-series): the 10 000 connections of
+/// conns-10000.pcap each from its own client, labelled by client. http-top reads the file, lingers,
+/// and is scraped in turn in both formats; its CPU time (utime + stime, nothing else runs) and
+/// curl's wall time per scrape.
+fn scrape_cost(b: &mut Bench) -> anyhow::Result<()> {
+    use std::{
+        io::{BufRead, BufReader},
+        process::Stdio,
+    };
+    let path = b.generated("conns-10000.pcap", "conns-capture.py", &["10000", "300000"])?;
+    let mut child = Command::new(&b.bin)
+        .arg("-r")
+        .arg(&path)
+        .args(["--headless", "--quiet", "--metrics", "127.0.0.1:0"])
+        .args(["--metrics-labels", "client", "--metrics-linger", "120"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting http-top")?;
+    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let mut addr = None;
+    // The address first, then the summary line once the file is read.
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(a) = line.strip_prefix("http-top: metrics at http://") {
+            addr = Some(a.trim_end_matches("/metrics").to_owned());
+        }
+        if line.starts_with("http-top: packets=") {
+            break;
+        }
+    }
+    let addr = addr.context("http-top did not say where its metrics are")?;
+    let cpu = || -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id()))?;
+        let f: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+        Ok(ticks / 100.0)
+    };
+    println!(
+        "
+one scrape of 10 000 series (conns-10000.pcap labelled by client):"
+    );
+    let mut result = Ok(());
+    for (name, accept) in [
+        ("text 0.0.4", "text/plain"),
+        ("OpenMetrics", "application/openmetrics-text; version=1.0.0"),
+    ] {
+        const N: u32 = 20;
+        let cpu0 = cpu()?;
+        let mut walls = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..N {
+            let start = std::time::Instant::now();
+            let out = Command::new("curl")
+                .args([
+                    "-sf",
+                    "--max-time",
+                    "30",
+                    "-H",
+                    &format!("Accept: {accept}"),
+                ])
+                .arg(format!("http://{addr}/metrics"))
+                .output()?;
+            walls.push(start.elapsed().as_secs_f64());
+            if !out.status.success() {
+                result = Err(anyhow::anyhow!("scrape failed: {}", out.status));
+            }
+            bytes = out.stdout.len();
+            // Past the second in which a page is shared, so every scrape encodes anew.
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        let per_scrape = (cpu()? - cpu0) / f64::from(N);
+        walls.sort_by(f64::total_cmp);
+        println!(
+            "  {name:<12} {:>6.1} MB  wall median {:>6.1} ms (max {:>6.1})  CPU {:>6.1} ms per scrape",
+            bytes as f64 / 1e6,
+            walls[walls.len() / 2] * 1e3,
+            max(&walls) * 1e3,
+            per_scrape * 1e3
+        );
+        if name == "text 0.0.4" {
+            b.target(
+                "one scrape of 10 000 series < 1 s wall",
+                format!(
+                    "{:.0} ms, {:.0} ms CPU",
+                    walls[walls.len() / 2] * 1e3,
+                    per_scrape * 1e3
+                ),
+                Some(walls[walls.len() / 2] < 1.0),
+            );
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }
 
 fn max(v: &[f64]) -> f64 {

@@ -1,10 +1,11 @@
-//! Jobs a developer repeats: `cargo xtask setup | run | test | demo-capture`.
+//! Jobs a developer repeats: `cargo xtask setup | run | test | lint | bench | package | ...`.
 //!
 //! Not needed for a plain `cargo build` once the toolchain is in place; `setup` is what puts it there.
 
 mod baseline;
 mod bench;
 mod demo;
+mod package;
 mod setup;
 
 use std::{
@@ -52,6 +53,9 @@ enum Cmd {
         #[arg(long, value_name = "REV", conflicts_with = "live")]
         baseline: Option<String>,
     },
+    /// Build a Debian package of the release build (binary, man page, completions, systemd unit)
+    /// into target/debian/
+    Package,
     /// Regenerate assets/dashboard.svg: the dashboard on the demo, in tmux, drawn as SVG
     Screenshot,
     /// Regenerate assets/demo.pcap from real traffic (nginx and curl in network namespaces; root)
@@ -79,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         } => baseline::against(&root(), &rev),
         Cmd::Bench { live: true, .. } => bench::live(&root()),
         Cmd::Screenshot => demo::screenshot(&root()),
+        Cmd::Package => package::run(&root()).map(|_| ()),
     }
 }
 
@@ -200,7 +205,9 @@ fn test() -> anyhow::Result<()> {
             "the end-to-end tests need root (network namespaces, eBPF): run `sudo -E cargo xtask test`"
         );
     }
-    sh(cargo().args([
+    // The package test installs what `cargo xtask package` builds.
+    let deb = package::run(&root())?;
+    sh(cargo().env("HTTP_TOP_DEB", &deb).args([
         "test",
         "-p",
         "http-top",

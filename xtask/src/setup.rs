@@ -27,6 +27,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("python3", "/usr/bin/python3"),
     // The metrics end-to-end test scrapes http-top with a real Prometheus (and lints with promtool).
     ("prometheus", "/usr/bin/prometheus"),
+    // The package test looks the man page up.
+    ("man-db", "/usr/bin/man"),
     // libfuzzer-sys compiles libFuzzer (C++) when the lint checks that the fuzz targets build.
     ("g++", "/usr/bin/g++"),
 ];

@@ -286,6 +286,28 @@ fn drill_down_breaks_the_group_down_by_path_and_lists_exchanges() {
 }
 
 #[test]
+fn a_route_drills_down_into_its_paths() {
+    let mut a = app();
+    for _ in 0..4 {
+        press(&mut a, key('g')); // port, client, host, route
+    }
+    press(&mut a, key('j')); // the second route: /api/bytes/{id}
+    press(&mut a, KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    let l = lines(&render(&mut a, 120, 30));
+    assert!(
+        l[2].contains("route = /api/bytes/{id} by path (72 requests)"),
+        "{}",
+        l[2]
+    );
+    let paths: Vec<&String> = l[4..]
+        .iter()
+        .take_while(|x| x.contains("/api/bytes/"))
+        .collect();
+    assert!(paths.len() > 1, "{l:#?}");
+    assert!(paths.iter().all(|p| !p.contains("{id}")), "{paths:?}");
+}
+
+#[test]
 fn warnings_are_coloured_when_numbers_are_incomplete() {
     let mut a = app();
     a.health.capture.ring_drops = 3;
