@@ -65,14 +65,19 @@ pub struct ServerCounters {
     pub not_found: AtomicU64,
 }
 
-/// Encodes `snap` (and the endpoint's counters) in `format`.
-pub fn encode(snap: Arc<Snapshot>, server: &Arc<ServerCounters>, format: Format) -> String {
+/// Encodes `snap` (and the endpoint's counters) in `format`, into a string of `capacity` to start.
+pub fn encode(
+    snap: Arc<Snapshot>,
+    server: &Arc<ServerCounters>,
+    format: Format,
+    capacity: usize,
+) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Families {
         snap,
         server: Arc::clone(server),
     }));
-    let mut out = String::new();
+    let mut out = String::with_capacity(capacity);
     let done = match format {
         Format::Text004 => {
             prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)

@@ -141,8 +141,25 @@ impl Drop for Server {
     }
 }
 
-/// The last page of each format, and when it was encoded.
-type Pages = [Option<(tokio::time::Instant, Bytes)>; 2];
+/// The last page of a format: when it was made, the page while it may be shared, its size.
+struct Made {
+    made: tokio::time::Instant,
+    page: Option<Bytes>,
+    len: usize,
+}
+
+impl Default for Made {
+    fn default() -> Self {
+        Self {
+            made: tokio::time::Instant::now(),
+            page: None,
+            len: 0,
+        }
+    }
+}
+
+/// The last page of each format.
+type Pages = [Made; 2];
 
 /// Everything a connection's requests share.
 #[derive(Clone)]
@@ -259,12 +276,33 @@ async fn respond(req: Request<Incoming>, mut shared: Shared, sending: Sending) -
     let page = {
         let mut pages = shared.pages.lock().await;
         let slot = &mut pages[format as usize];
-        match slot {
-            Some((at, page)) if at.elapsed() < PAGE_REUSE => page.clone(),
+        match &slot.page {
+            Some(page) if slot.made.elapsed() < PAGE_REUSE => page.clone(),
             _ => {
                 let snap = shared.snapshots.fresh().await;
-                let page = Bytes::from(encode(snap, &shared.counters, format));
-                *slot = Some((tokio::time::Instant::now(), page.clone()));
+                // Sized like the last page: a growing string would double past it.
+                let page = Bytes::from(encode(
+                    snap,
+                    &shared.counters,
+                    format,
+                    slot.len + slot.len / 8,
+                ));
+                let made = tokio::time::Instant::now();
+                *slot = Made {
+                    made,
+                    page: Some(page.clone()),
+                    len: page.len(),
+                };
+                // Forgotten once it may no longer be shared: between scrapes only its size is
+                // kept, not the page.
+                let pages = Arc::clone(&shared.pages);
+                tokio::spawn(async move {
+                    tokio::time::sleep(PAGE_REUSE).await;
+                    let slot = &mut pages.lock().await[format as usize];
+                    if slot.made == made {
+                        slot.page = None;
+                    }
+                });
                 page
             }
         }

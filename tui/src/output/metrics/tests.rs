@@ -50,6 +50,7 @@ fn text(x: &Exporter, format: Format) -> String {
         Arc::new(x.snapshot(true)),
         &Arc::new(ServerCounters::default()),
         format,
+        0,
     )
 }
 
