@@ -80,8 +80,16 @@ fn rows(screen: &str) -> Vec<(String, u64)> {
 fn a_person_on_the_demo_capture() {
     let dir = tmpdir("tmux");
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/demo.pcap");
+    // The dashboard serves metrics too (a port free a moment ago: the dashboard owns the
+    // terminal, so it cannot tell us which it took).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cmd = format!(
-        "cd {} && {BIN} -r {demo} --export-dir {}; echo EXITED-$?; sleep 30",
+        "cd {} && {BIN} -r {demo} --export-dir {} --metrics 127.0.0.1:{port}; echo EXITED-$?; \
+         sleep 30",
         dir.display(),
         dir.display()
     );
@@ -93,6 +101,17 @@ fn a_person_on_the_demo_capture() {
     assert_eq!(r[0], ("10.232.0.1:80".to_owned(), 732), "{s}");
     assert!(s.contains("group: server"));
 
+    // The metrics endpoint counts what the dashboard shows, while the dashboard runs.
+    let page = run(Command::new("curl")
+        .args(["-s", "--max-time", "10"])
+        .arg(format!("http://127.0.0.1:{port}/metrics")));
+    let answered: u64 = page
+        .lines()
+        .filter(|l| l.starts_with("http_server_request_duration_seconds_count{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(answered, 756, "{page}");
+
     // g: the grouping title and the rows change.
     t.keys(&["g"]);
     let s = t.wait_for("grouping by port", |s| s.contains("group: port"));
@@ -101,7 +120,11 @@ fn a_person_on_the_demo_capture() {
         [("80".to_owned(), 744), ("8080".to_owned(), 12)],
         "{s}"
     );
-    t.keys(&["g", "g", "g", "g"]);
+    t.keys(&["g", "g", "g"]);
+    let s = t.wait_for("grouping by route", |s| s.contains("group: route"));
+    assert_eq!(rows(&s)[0], ("/search".to_owned(), 180), "{s}");
+    assert!(rows(&s).iter().any(|(r, _)| r == "/api/bytes/{id}"), "{s}");
+    t.keys(&["g", "g"]);
     let s = t.wait_for("grouping by path:1", |s| s.contains("group: path:1"));
     let by_path = rows(&s);
     assert_eq!(by_path[0].0, "/api", "{s}");

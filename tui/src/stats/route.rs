@@ -405,6 +405,23 @@ mod tests {
     }
 
     #[test]
+    fn a_routes_file_skips_comments_and_names_the_bad_line() {
+        let dir = std::env::temp_dir().join(format!("http-top-routes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        std::fs::write(&good, "# ours\n/users/{id}\n\n  /static/*  \n").unwrap();
+        let p = RouteConfig::read_patterns(&good).unwrap();
+        let texts: Vec<&str> = p.iter().map(Pattern::as_str).collect();
+        assert_eq!(texts, ["/users/{id}", "/static/*"]);
+        let bad = dir.join("bad");
+        std::fs::write(&bad, "/ok\n/a/*/b\n").unwrap();
+        let e = RouteConfig::read_patterns(&bad).unwrap_err().to_string();
+        assert!(e.contains("bad:2:") && e.contains("last segment"), "{e}");
+        assert!(RouteConfig::read_patterns(&dir.join("none")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn wire_bytes_in_routes_are_escaped() {
         assert_eq!(auto(&["/a\x1b[2J/b"]), ["/a\\x1b[2J/b"]);
     }
