@@ -102,9 +102,10 @@ mod pod {
 /// Longest token [`starts_http_message`] compares.
 pub const HTTP_TOKEN_MAX: usize = 8;
 
-/// Tokens that open an HTTP/1.x message: request methods with their trailing space, and the status
-/// line's version prefix (RFC 9112 section 3 and 4).
-const HTTP_TOKENS: [&[u8]; 10] = [
+/// Tokens that open an HTTP message: request methods with their trailing space, the status line's
+/// version prefix (RFC 9112 section 3 and 4), and the start of the HTTP/2 client connection preface
+/// (`PRI * HTTP/2.0`, RFC 9113 3.4: h2c with prior knowledge; an h2c upgrade starts as HTTP/1.1).
+const HTTP_TOKENS: [&[u8]; 11] = [
     b"GET ",
     b"POST ",
     b"PUT ",
@@ -115,9 +116,11 @@ const HTTP_TOKENS: [&[u8]; 10] = [
     b"CONNECT ",
     b"TRACE ",
     b"HTTP/1.",
+    b"PRI * HT",
 ];
 
-/// Does a TCP payload whose first bytes are `head[..avail]` start an HTTP/1.x message?
+/// Does a TCP payload whose first bytes are `head[..avail]` start an HTTP message (HTTP/1.x, or
+/// the HTTP/2 preface)?
 ///
 /// `avail` may be smaller than a token: a client that writes its request one byte per segment sends a
 /// lone `G` first, and that segment must start the connection too, so a payload that is a strict
@@ -227,6 +230,7 @@ mod tests {
             b"TRACE / HTTP/1.1",
             b"HTTP/1.1 200 OK\r\n",
             b"HTTP/1.0 404 Not Found",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
         ] {
             assert!(starts(s), "{:?}", core::str::from_utf8(s));
         }
@@ -238,7 +242,7 @@ mod tests {
             &b"get / HTTP/1.1"[..],
             b"GETX / HTTP/1.1",
             b"HTTP/2.0 200",
-            b"PRI * HTTP/2.0",
+            b"PRI * FTP",
             b"SSH-2.0-OpenSSH",
             b"\x16\x03\x01\x02\x00",
             b"hello world",

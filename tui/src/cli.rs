@@ -52,7 +52,8 @@ pub struct Cli {
     #[arg(long)]
     pub headless: bool,
 
-    /// Group by: server, port, client, host, route, path, path:N, query:NAME, method, status
+    /// Group by: server, port, client, host, route, path, path:N, query:NAME, method, status, proto,
+    /// grpc
     #[arg(
         short = 'g',
         long = "group-by",

@@ -6,9 +6,9 @@ use serde::Serialize;
 
 use super::Sink;
 use crate::{
-    proto::Exchange,
+    proto::{Exchange, Grpc},
     session::{Health, Output},
-    stats::key::UNPARSABLE,
+    stats::{GroupKey, key::UNPARSABLE},
     text::printable,
 };
 
@@ -18,6 +18,8 @@ struct JsonExchange {
     ts: f64,
     client: String,
     server: String,
+    /// `HTTP/1.0`, `HTTP/1.1`, `h2c` or `grpc`, as grouped under `proto`.
+    protocol: String,
     method: Option<String>,
     target: Option<String>,
     /// The path with identifiers replaced (`/users/{id}`), as grouped under `route`.
@@ -31,6 +33,9 @@ struct JsonExchange {
     truncated: bool,
     /// Capture loss touched it: its numbers are incomplete.
     gap: bool,
+    /// A gRPC call's status name (`OK`, `NOT_FOUND`... `none` when none came); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc: Option<String>,
 }
 
 /// Writes one exchange as a JSON line. Wire bytes are escaped like everywhere else (`\xNN`), so the
@@ -46,6 +51,7 @@ pub fn write_json_line<W: Write>(mut out: W, e: &Exchange) -> std::io::Result<()
         ts: t as f64 / 1e9,
         client: e.client.to_string(),
         server: e.server.to_string(),
+        protocol: GroupKey::Proto.label(e),
         // Bytes that were not HTTP: no method or target, grouped as `_unparsable` as in tables.
         method: if e.unparsable {
             Some(UNPARSABLE.to_owned())
@@ -66,6 +72,7 @@ pub fn write_json_line<W: Write>(mut out: W, e: &Exchange) -> std::io::Result<()
         ttfb_ms: e.ttfb_ns().map(|n| n as f64 / 1e6),
         truncated: e.truncated,
         gap: e.gap,
+        grpc: (e.grpc != Grpc::No).then(|| GroupKey::Grpc.label(e)),
     };
     serde_json::to_writer(&mut out, &j)?;
     out.write_all(b"\n")

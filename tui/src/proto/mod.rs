@@ -4,17 +4,22 @@
 //! starts, a connection is [`Conn::Detecting`]: the first segment that starts one decides its
 //! protocol and which side is the client. Each protocol is a parser behind [`Parser`] that owns
 //! its pairing rules (first in, first out for HTTP/1.x) and emits the same [`Exchange`], which
-//! records its [`Protocol`]. HTTP/1.x is [`http1`]; an HTTP/2 connection preface is counted and
-//! the connection ignored until an HTTP/2 parser exists.
+//! records its [`Protocol`]. HTTP/1.x is [`http1`]; HTTP/2 over cleartext with prior knowledge
+//! (the connection preface) is [`h2`], one exchange per stream.
 
+pub mod h2;
 pub mod http1;
 
 use std::net::SocketAddr;
 
-use self::http1::{Http1Conn, parser::starts_message};
+use self::{
+    h2::H2Conn,
+    http1::{Http1Conn, parser::starts_message},
+};
 use crate::flow::{CloseReason, ConnInfo, Handler};
 
-/// The client connection preface of HTTP/2 with prior knowledge (RFC 9113 3.4), first line.
+/// The client connection preface of HTTP/2 with prior knowledge (RFC 9113 3.4), first line: a
+/// connection that starts with it is [`h2`]'s.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// Which protocol carried an exchange.
@@ -22,6 +27,8 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 pub enum Protocol {
     Http10,
     Http11,
+    /// HTTP/2 over cleartext TCP (h2c).
+    Http2,
 }
 
 impl Protocol {
@@ -29,6 +36,7 @@ impl Protocol {
         match self {
             Self::Http10 => "HTTP/1.0",
             Self::Http11 => "HTTP/1.1",
+            Self::Http2 => "HTTP/2",
         }
     }
 
@@ -37,6 +45,7 @@ impl Protocol {
         match self {
             Self::Http10 => "1.0",
             Self::Http11 => "1.1",
+            Self::Http2 => "2",
         }
     }
 }
@@ -133,6 +142,20 @@ pub struct Exchange {
     /// before any output sees the exchange; `None` until then, and for requests never seen or not
     /// parsed.
     pub route: Option<std::sync::Arc<str>>,
+    /// Whether it was a gRPC call, and its status.
+    pub grpc: Grpc,
+}
+
+/// A gRPC call's outcome (content-type `application/grpc...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Grpc {
+    /// Not a gRPC call.
+    #[default]
+    No,
+    /// A gRPC call that ended with no `grpc-status` on the wire (reset, cut short).
+    NoStatus,
+    /// The `grpc-status` of its trailers (or of a trailers-only response).
+    Status(u16),
 }
 
 impl Exchange {
@@ -174,6 +197,13 @@ crate::counters! {
         /// Directions that lost their place after a gap and had to resynchronise.
         resyncs: "resyncs" Counter,
         http2_connections: "http2" Counter,
+        /// HTTP/2 bytes of no exchange: the preface, SETTINGS, PING, WINDOW_UPDATE, GOAWAY,
+        /// PRIORITY, RST_STREAM, PUSH_PROMISE, frames of streams not followed.
+        http2_overhead_bytes: "http2_overhead_bytes" Counter,
+        /// HTTP/2 directions given up: a gap across frame boundaries or a malformed frame.
+        http2_lost: "http2_lost" Counter,
+        /// HTTP/2 streams not followed because a connection had too many open.
+        http2_stream_overflows: "http2_stream_overflows" Counter,
         tunnels: "tunnels" Counter,
         /// Requests dropped because a connection had too many waiting for a response.
         pending_overflows: "pending_overflows" Counter,
@@ -212,7 +242,9 @@ pub enum Conn {
     /// No message start seen yet.
     Detecting(Detecting),
     Http1(Http1Conn),
-    /// Not a protocol http-top parses (HTTP/2, for now).
+    /// HTTP/2 with prior knowledge.
+    Http2(Box<H2Conn>),
+    /// Not a protocol http-top parses.
     Ignored,
 }
 
@@ -262,9 +294,12 @@ impl Protocols {
     /// Decides a connection's protocol from a segment of direction `dir` that comes first in its
     /// direction's stream and starts a message; `None` when it starts none.
     fn detect(&mut self, d: &Detecting, info: &ConnInfo, dir: usize, data: &[u8]) -> Option<Conn> {
-        let client = if data.starts_with(H2_PREFACE) {
+        // The preface, or a segment with its beginning only (long enough not to be a POST).
+        let h2 = data.starts_with(H2_PREFACE)
+            || (data.len() >= 3 && H2_PREFACE.starts_with(data.get(..16).unwrap_or(data)));
+        let client = if h2 {
             self.stats.http2_connections += 1;
-            return Some(Conn::Ignored);
+            return Some(Conn::Http2(Box::new(H2Conn::new(dir))));
         } else if data.starts_with(b"HTTP/") {
             1 - dir
         } else if starts_message(data) {
@@ -286,6 +321,7 @@ impl Handler for Protocols {
                 d.acked_known[dir] = true;
             }
             Conn::Http1(h) => h.on_ack(dir, offset),
+            Conn::Http2(h) => h.on_ack(dir, offset),
             Conn::Ignored => {}
         }
     }
@@ -294,6 +330,7 @@ impl Handler for Protocols {
         let d = match c {
             // The common case first, with one match.
             Conn::Http1(h) => return h.on_data(&mut self.cx(info), dir, ts, data),
+            Conn::Http2(h) => return h.on_data(&mut self.cx(info), dir, ts, data),
             Conn::Ignored => return,
             Conn::Detecting(d) => d,
         };
@@ -312,8 +349,10 @@ impl Handler for Protocols {
                 return;
             }
         }
-        if let Conn::Http1(h) = c {
-            h.on_data(&mut self.cx(info), dir, ts, data);
+        match c {
+            Conn::Http1(h) => h.on_data(&mut self.cx(info), dir, ts, data),
+            Conn::Http2(h) => h.on_data(&mut self.cx(info), dir, ts, data),
+            _ => {}
         }
     }
 
@@ -326,16 +365,21 @@ impl Handler for Protocols {
                 d.from_start[dir] = false;
             }
             Conn::Http1(h) => h.on_gap(&mut self.cx(info), dir, len, ts),
+            Conn::Http2(h) => h.on_gap(&mut self.cx(info), dir, len, ts),
             Conn::Ignored => {}
         }
     }
 
     fn on_close(&mut self, c: &mut Conn, info: &ConnInfo, reason: CloseReason, _ts: u64) {
-        if let Conn::Http1(h) = c {
-            h.on_close(&mut self.cx(info), reason);
+        match c {
+            Conn::Http1(h) => h.on_close(&mut self.cx(info), reason),
+            Conn::Http2(h) => h.on_close(&mut self.cx(info), reason),
+            _ => {}
         }
     }
 }
 
+#[cfg(test)]
+mod conv;
 #[cfg(test)]
 mod tests;

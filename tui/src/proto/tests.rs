@@ -3,11 +3,12 @@
 
 use std::{net::SocketAddr, path::Path};
 
+use super::conv::{C, Conv};
 use crate::{
-    decode::{Segment, tcp_flags},
-    flow::{FlowConfig, FlowTable},
+    decode::tcp_flags,
+    flow::FlowConfig,
     pipeline::{Pipeline, read_file as read},
-    proto::{Conn, Exchange, Protocol, Protocols},
+    proto::{Exchange, Protocol},
 };
 
 fn corpus(name: &str) -> std::path::PathBuf {
@@ -75,67 +76,6 @@ fn zeek_100_continue() {
         e.resp_first_ns > e.req_last_ns || e.req_last_ns == 0,
         "{e:#?}"
     );
-}
-
-struct Conv {
-    t: FlowTable<Conn>,
-    h: Protocols,
-    seq: [u32; 2],
-    ts: u64,
-}
-
-const C: &str = "10.0.0.1:40000";
-const S: &str = "10.0.0.2:80";
-
-impl Conv {
-    fn new() -> Self {
-        Self {
-            t: FlowTable::new(FlowConfig::default()),
-            h: Protocols::default(),
-            seq: [1000, 9000],
-            ts: 0,
-        }
-    }
-    fn send(&mut self, dir: usize, flags: u8, data: &[u8]) {
-        self.send_acking(dir, flags, 0, data);
-    }
-    fn send_acking(&mut self, dir: usize, flags: u8, ack: u32, data: &[u8]) {
-        let (src, dst): (SocketAddr, SocketAddr) = if dir == 0 {
-            (C.parse().unwrap(), S.parse().unwrap())
-        } else {
-            (S.parse().unwrap(), C.parse().unwrap())
-        };
-        self.ts += 1000;
-        let seg = Segment {
-            src,
-            dst,
-            seq: self.seq[dir],
-            ack,
-            flags,
-            payload: data,
-        };
-        self.t.feed(self.ts, &seg, &mut self.h);
-        self.seq[dir] =
-            self.seq[dir].wrapping_add(data.len() as u32 + u32::from(flags & tcp_flags::FIN != 0));
-    }
-    fn client(&mut self, data: &[u8]) {
-        self.send(0, 0, data);
-    }
-    /// A segment acknowledging everything the other side has sent, as a real peer would.
-    fn acked(&mut self, dir: usize, data: &[u8]) {
-        self.send_acking(dir, tcp_flags::ACK, self.seq[1 - dir], data);
-    }
-    /// Bytes sent but never captured.
-    fn lost(&mut self, dir: usize, data: &[u8]) {
-        self.seq[dir] = self.seq[dir].wrapping_add(data.len() as u32);
-    }
-    fn server(&mut self, data: &[u8]) {
-        self.send(1, 0, data);
-    }
-    fn done(mut self) -> (Vec<Exchange>, crate::proto::HttpStats) {
-        self.t.finish_some(self.ts + 1, &mut self.h, usize::MAX);
-        (self.h.exchanges, self.h.stats)
-    }
 }
 
 #[test]

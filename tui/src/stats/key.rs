@@ -7,7 +7,10 @@ use std::{
 };
 
 use super::OTHER;
-use crate::{proto::Exchange, text::printable};
+use crate::{
+    proto::{Exchange, Grpc, Protocol},
+    text::printable,
+};
 
 /// Label for a request field that is absent.
 pub const UNSPECIFIED: &str = "_unspecified";
@@ -37,7 +40,33 @@ pub enum GroupKey {
     Method,
     /// Status class `1xx`..`5xx`, or `none`.
     Status,
+    /// The protocol: `HTTP/1.0`, `HTTP/1.1`, `h2c` (HTTP/2 over cleartext), `grpc`.
+    Proto,
+    /// A gRPC call's status code name (`OK`, `NOT_FOUND`...), `none` when it ended with no
+    /// status on the wire; `_unspecified` for what is not gRPC.
+    Grpc,
 }
+
+/// The gRPC status codes' names, by code (the gRPC spec's `statuscodes.md`).
+pub const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
 
 impl FromStr for GroupKey {
     type Err = String;
@@ -52,6 +81,8 @@ impl FromStr for GroupKey {
             "path" => Self::Path,
             "method" => Self::Method,
             "status" => Self::Status,
+            "proto" => Self::Proto,
+            "grpc" => Self::Grpc,
             _ => {
                 if let Some(n) = s.strip_prefix("path:") {
                     let n: usize = n
@@ -69,7 +100,7 @@ impl FromStr for GroupKey {
                 } else {
                     return Err(format!(
                         "unknown grouping key {s:?}: use server, port, client, host, route, path, \
-                         path:N, query:NAME, method or status"
+                         path:N, query:NAME, method, status, proto or grpc"
                     ));
                 }
             }
@@ -90,6 +121,8 @@ impl fmt::Display for GroupKey {
             Self::Query(q) => write!(f, "query:{q}"),
             Self::Method => f.write_str("method"),
             Self::Status => f.write_str("status"),
+            Self::Proto => f.write_str("proto"),
+            Self::Grpc => f.write_str("grpc"),
         }
     }
 }
@@ -109,6 +142,8 @@ impl GroupKey {
             Self::Query("s".into()),
             Self::Method,
             Self::Status,
+            Self::Proto,
+            Self::Grpc,
         ] {
             if !keys.contains(&k) {
                 keys.push(k);
@@ -151,6 +186,22 @@ impl GroupKey {
                 out.push(TAG_VALUE);
                 out.push(e.status.map_or(0, |s| (s / 100).clamp(1, 5) as u8));
             }
+            Self::Proto => {
+                out.push(TAG_VALUE);
+                out.push(match (e.protocol, e.grpc) {
+                    (_, Grpc::NoStatus | Grpc::Status(_)) => PROTO_GRPC,
+                    (Protocol::Http2, Grpc::No) => PROTO_H2C,
+                    (p, Grpc::No) => p as u8,
+                });
+            }
+            Self::Grpc => match e.grpc {
+                Grpc::No => out.push(TAG_UNSPECIFIED),
+                Grpc::NoStatus => out.extend_from_slice(&[TAG_VALUE, 0xff, 0xff]),
+                Grpc::Status(c) => {
+                    out.push(TAG_VALUE);
+                    out.extend_from_slice(&c.to_be_bytes());
+                }
+            },
             Self::Host
             | Self::Route
             | Self::Path
@@ -222,6 +273,22 @@ impl GroupKey {
                 Some(&c @ 1..=5) => format!("{c}xx"),
                 _ => "none".to_owned(),
             },
+            Self::Proto => match v.first() {
+                Some(&PROTO_H2C) => "h2c".to_owned(),
+                Some(&PROTO_GRPC) => "grpc".to_owned(),
+                Some(&p) if p == Protocol::Http10 as u8 => Protocol::Http10.as_str().to_owned(),
+                _ => Protocol::Http11.as_str().to_owned(),
+            },
+            Self::Grpc => match v {
+                [0xff, 0xff] => "none".to_owned(),
+                [a, b] => {
+                    let c = u16::from_be_bytes([*a, *b]);
+                    GRPC_CODES
+                        .get(usize::from(c))
+                        .map_or_else(|| c.to_string(), |n| (*n).to_owned())
+                }
+                _ => "none".to_owned(),
+            },
             _ => printable(v),
         }
     }
@@ -233,6 +300,10 @@ const TAG_UNKNOWN: u8 = 1;
 const TAG_UNSPECIFIED: u8 = 2;
 const TAG_OTHER: u8 = 3;
 const TAG_UNPARSABLE: u8 = 4;
+
+/// Raw `proto` groups beyond the [`Protocol`] values.
+const PROTO_H2C: u8 = 0xfe;
+const PROTO_GRPC: u8 = 0xfd;
 
 /// The raw form of the overflow group, under every key.
 pub const RAW_OTHER: &[u8] = &[TAG_OTHER];
@@ -325,7 +396,7 @@ mod tests {
     fn keys_parse_and_print() {
         for k in [
             "server", "port", "client", "host", "route", "path", "path:3", "query:s", "method",
-            "status",
+            "status", "proto", "grpc",
         ] {
             assert_eq!(k.parse::<GroupKey>().unwrap().to_string(), k);
         }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use hdrhistogram::Histogram;
 
 pub use self::key::GroupKey;
-use crate::proto::Exchange;
+use crate::proto::{Exchange, Grpc};
 
 /// Label of the overflow group.
 pub const OTHER: &str = "_other";
@@ -63,6 +63,10 @@ pub struct Agg {
     pub bytes_out: u64,
     /// Final responses by class: 1xx .. 5xx.
     pub status: [u64; 5],
+    /// Final responses that are failures: 5xx, or a gRPC call whose status is a server error
+    /// (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS: the
+    /// OpenTelemetry set).
+    pub failed: u64,
     /// First request byte to last response byte, µs.
     pub latency: Histogram<u32>,
     /// First request byte to first byte of the final response, µs.
@@ -86,6 +90,7 @@ impl Default for Agg {
             bytes_in: 0,
             bytes_out: 0,
             status: [0; 5],
+            failed: 0,
             gap_affected: 0,
             // Two significant digits (1% resolution) and auto-resize keep an idle group small.
             latency: Histogram::new(2).expect("valid sigfig"),
@@ -116,6 +121,8 @@ impl Agg {
             self.responses += 1;
             let class = usize::from((s / 100).clamp(1, 5)) - 1;
             self.status[class] += 1;
+            let grpc_failed = matches!(e.grpc, Grpc::Status(2 | 4 | 12 | 13 | 14 | 15));
+            self.failed += u64::from(class == 4 || grpc_failed);
         }
         if let Some(l) = e.latency_ns() {
             record(&mut self.latency, l);
@@ -125,11 +132,11 @@ impl Agg {
         }
     }
 
-    /// Final responses with status < 500 over final responses plus requests never answered, in
-    /// percent; `None` when there is neither.
+    /// Final responses that did not fail (status < 500, and no gRPC server error) over final
+    /// responses plus requests never answered, in percent; `None` when there is neither.
     pub fn success_rate(&self) -> Option<f64> {
         let denom = self.responses + self.no_response;
-        let ok = self.responses - self.status[4];
+        let ok = self.responses - self.failed;
         (denom > 0).then(|| ok as f64 * 100.0 / denom as f64)
     }
 
@@ -141,6 +148,7 @@ impl Agg {
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
         self.gap_affected += o.gap_affected;
+        self.failed += o.failed;
         for (a, b) in self.status.iter_mut().zip(o.status) {
             *a += b;
         }

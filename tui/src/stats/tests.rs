@@ -34,6 +34,7 @@ fn ex(
         truncated: false,
         gap: false,
         route: None,
+        grpc: crate::proto::Grpc::No,
     }
 }
 

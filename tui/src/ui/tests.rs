@@ -164,6 +164,8 @@ fn each_grouping_key_shows_its_groups() {
         ("query:s", "_unspecified"),
         ("method", "GET"),
         ("status", "2xx"),
+        ("proto", "HTTP/1.1"),
+        ("grpc", "_unspecified"),
     ];
     for (key_name, top) in want {
         let t = render(&mut a, 120, 20);

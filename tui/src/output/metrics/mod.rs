@@ -75,6 +75,9 @@ pub fn label_name(key: &GroupKey) -> Result<String, String> {
                 .collect::<String>()
         ),
         GroupKey::Status => "http_response_status_class".into(),
+        // OpenTelemetry's name for an RPC system, and the gRPC status code's.
+        GroupKey::Proto => "http_top_protocol".into(),
+        GroupKey::Grpc => "rpc_grpc_status_code".into(),
         GroupKey::Server | GroupKey::Port | GroupKey::Route | GroupKey::Method => {
             return Err(format!(
                 "{key} is a label of every series already (server_address, server_port, \

@@ -229,6 +229,7 @@ impl Http1Conn {
             truncated: resp.is_some_and(|r| r.truncated),
             gap: req.gap || resp.is_some_and(|r| r.gap),
             route: None,
+            grpc: crate::proto::Grpc::No,
         });
     }
 
