@@ -235,6 +235,7 @@ http {{
         Duration::from_secs(30),
         || fs::read_to_string(&out).is_ok_and(|s| s.lines().count() >= expected),
     );
+    common::wait_quiet(&pcap);
     let status = http_top.interrupt("http-top");
     assert!(status.success());
     let _ = tcpdump.interrupt("tcpdump");

@@ -29,6 +29,15 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "/usr/bin/prometheus"),
     // The package test looks the man page up.
     ("man-db", "/usr/bin/man"),
+    // HTTP/2: nghttp and h2load drive nginx, nghttpd answers an h2c upgrade, tshark's dissector
+    // cross-checks, grpcio (for Debian's python) makes real gRPC calls.
+    ("nghttp2-client", "/usr/bin/h2load"),
+    ("nghttp2-server", "/usr/sbin/nghttpd"),
+    ("tshark", "/usr/bin/tshark"),
+    (
+        "python3-grpcio",
+        "/usr/lib/python3/dist-packages/grpc/__init__.py",
+    ),
     // libfuzzer-sys compiles libFuzzer (C++) when the lint checks that the fuzz targets build.
     ("g++", "/usr/bin/g++"),
 ];
@@ -36,8 +45,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
 /// Debian packages `cargo xtask bench` uses to record its capture, on top of the test ones.
 pub const BENCH_PACKAGES: &[(&str, &str)] = &[
     ("apache2-utils", "/usr/bin/ab"),
-    // The tools http-top is measured against, and GNU time for their peak memory.
-    ("tshark", "/usr/bin/tshark"),
+    // The tools http-top is measured against (tshark too, a test package), and GNU time for their
+    // peak memory.
     ("httpry", "/usr/sbin/httpry"),
     ("time", "/usr/bin/time"),
 ];

@@ -273,3 +273,16 @@ pub fn parse_nginx_log(text: &str) -> Vec<NginxLine> {
         })
         .collect()
 }
+
+/// Waits until a capture file stops growing for longer than libpcap holds a partly filled block
+/// (1 s in tcpdump): what was captured is written, and tcpdump can be stopped.
+pub fn wait_quiet(pcap: &std::path::Path) {
+    let mut last = 0;
+    let mut stable = 0;
+    wait_until("the capture to go quiet", Duration::from_secs(20), || {
+        let len = fs::metadata(pcap).map(|m| m.len()).unwrap_or(0);
+        stable = if len == last { stable + 1 } else { 0 };
+        last = len;
+        stable >= 75
+    });
+}

@@ -167,6 +167,11 @@ impl Decoder {
         self.table.len()
     }
 
+    /// Bytes the table holds now, by RFC 7541's measure.
+    pub fn table_size(&self) -> usize {
+        self.size
+    }
+
     /// Decodes one whole header block (HEADERS or PUSH_PROMISE with its CONTINUATIONs), calling
     /// `each` for every field in order. On an error the fields before it have been reported and
     /// the table holds what was inserted before it.

@@ -1,0 +1,48 @@
+//! HTTP/2 connections over arbitrary frames: the client stream starts with the connection
+//! preface, then both directions carry arbitrary bytes split at arbitrary points, with stretches
+//! never captured (each chunk: a header byte, bit 7 the direction, bit 6 lost, bits 0-5 the
+//! length, then that many bytes). Must not panic; every stream whose request was seen is reported
+//! once, and no exchange counts more bytes than its direction carried.
+#![no_main]
+
+use std::net::SocketAddr;
+
+use http_top::{
+    decode::Segment,
+    flow::{FlowConfig, FlowTable},
+    proto::{Conn, Protocols, h2::PREFACE},
+};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+    let s: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let mut t = FlowTable::<Conn>::new(FlowConfig::default());
+    let mut h = Protocols::default();
+    let mut seq = [1000u32, 9000u32];
+    let mut ts = 1000;
+    t.feed(ts, &Segment { src: c, dst: s, seq: seq[0], ack: seq[1], flags: 0x10, payload: PREFACE }, &mut h);
+    seq[0] = seq[0].wrapping_add(PREFACE.len() as u32);
+    let mut carried = [PREFACE.len() as u64, 0];
+    let mut rest = data;
+    while let Some((&head, tail)) = rest.split_first() {
+        let dir = usize::from(head >> 7);
+        let lost = head & 0x40 != 0;
+        let len = usize::from(head & 0x3f).min(tail.len());
+        let (chunk, next) = tail.split_at(len);
+        rest = next;
+        let (src, dst) = if dir == 0 { (c, s) } else { (s, c) };
+        ts += 1000;
+        if !lost {
+            t.feed(ts, &Segment { src, dst, seq: seq[dir], ack: seq[1 - dir], flags: 0x10, payload: chunk }, &mut h);
+        }
+        carried[dir] += len as u64;
+        seq[dir] = seq[dir].wrapping_add(len as u32);
+    }
+    t.finish_some(ts + 1, &mut h, usize::MAX);
+    let seen = h.exchanges.iter().filter(|e| e.request_seen).count() as u64;
+    assert_eq!(seen, h.stats.requests);
+    let req: u64 = h.exchanges.iter().map(|e| e.req_bytes).sum();
+    let resp: u64 = h.exchanges.iter().map(|e| e.resp_bytes).sum();
+    assert!(req <= carried[0] && resp <= carried[1], "{req} {resp} {carried:?}");
+});

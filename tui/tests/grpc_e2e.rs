@@ -1,0 +1,180 @@
+//! gRPC end to end: a real grpcio server and client (`tests/support/grpc_calls.py`, Debian's
+//! python3-grpcio) in two network namespaces: unary, server-, client- and bidirectional-streaming
+//! calls; OK, NOT_FOUND, UNAVAILABLE, INTERNAL and a client deadline that expires. http-top
+//! captures the client's veth live through the kernel filter (gRPC is HTTP/2 with prior
+//! knowledge) and reads tcpdump's recording of it; per method and status code it must count what
+//! the client saw.
+//!
+//! Root only: `#[ignore]`d in a plain `cargo test`, run by `cargo xtask test`.
+
+#![expect(
+    clippy::print_stderr,
+    reason = "tests explain what they are waiting for"
+)]
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+mod common;
+
+use common::{BIN, Guard, Link, SUPPORT, run, tmpdir, wait_until};
+
+/// Debian's python, which has python3-grpcio (`python3` on PATH may be another).
+const PYTHON: &str = "/usr/bin/python3";
+const PORT: &str = "50051";
+
+/// Per method, per gRPC status name: calls.
+type Calls = BTreeMap<String, BTreeMap<String, u64>>;
+
+fn calls_of(json_lines: &str) -> Calls {
+    let mut m = Calls::new();
+    for line in json_lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["protocol"], "grpc", "{line}");
+        let method = v["target"].as_str().unwrap_or("-").to_owned();
+        let code = v["grpc"].as_str().unwrap_or("-").to_owned();
+        *m.entry(method).or_default().entry(code).or_default() += 1;
+    }
+    m
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and the eBPF filter"]
+fn grpc_calls_are_counted_by_method_and_status_as_the_client_saw_them() {
+    let link = Link::new(250, "fa");
+    let dir = tmpdir("grpc");
+    let ready = dir.join("server.ready");
+    let _server = Guard(
+        link.server
+            .exec(PYTHON)
+            .arg(format!("{SUPPORT}/grpc_calls.py"))
+            .args(["server", &link.v4s, PORT])
+            .arg(&ready)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("server.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the gRPC server", Duration::from_secs(20), || {
+        ready.exists()
+    });
+
+    let pcap = dir.join("grpc.pcap");
+    let td_log = dir.join("tcpdump.log");
+    let tcpdump = Guard(
+        link.client
+            .exec("tcpdump")
+            .args(["-i", &link.vc, "-s", "0", "-B", "65536", "-w"])
+            .arg(&pcap)
+            .arg(format!("tcp port {PORT}"))
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&td_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("tcpdump", Duration::from_secs(10), || {
+        fs::read_to_string(&td_log)
+            .unwrap_or_default()
+            .contains("listening on")
+    });
+    let (out, err) = (dir.join("live.json"), dir.join("live.err"));
+    let http_top = Guard(
+        link.client
+            .exec(BIN)
+            .args(["-i", &link.vc, "--json", "--duration", "120"])
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("http-top to attach", Duration::from_secs(20), || {
+        fs::read_to_string(&err)
+            .unwrap_or_default()
+            .contains("capturing on")
+    });
+
+    let report = run(Command::new("timeout").args([
+        "90",
+        "ip",
+        "netns",
+        "exec",
+        &link.client.0,
+        PYTHON,
+        &format!("{SUPPORT}/grpc_calls.py"),
+        "client",
+        &link.v4s,
+        PORT,
+    ]));
+    let client: Calls = serde_json::from_str(report.trim()).unwrap();
+    let total: u64 = client.values().flat_map(|m| m.values()).sum();
+    eprintln!("the client saw {total} calls: {client:?}");
+
+    wait_until(
+        "http-top to report every call",
+        Duration::from_secs(30),
+        || fs::read_to_string(&out).is_ok_and(|s| s.lines().count() as u64 >= total),
+    );
+    common::wait_quiet(&pcap);
+    assert!(http_top.interrupt("http-top").success());
+    let _ = tcpdump.interrupt("tcpdump");
+    let live = calls_of(&fs::read_to_string(&out).unwrap());
+
+    // What the client calls DEADLINE_EXCEEDED ended on the wire without a status: its own
+    // deadline passed and it reset the stream (RST_STREAM), before the server's answer. The
+    // server may also have said so first (status 4 in trailers): either way, one per call.
+    let mut want = client.clone();
+    let get = want.get_mut("/demo.Echo/Get").unwrap();
+    let deadline = get.remove("DEADLINE_EXCEEDED").unwrap_or(0);
+    let mut got = live.clone();
+    let got_get = got.get_mut("/demo.Echo/Get").unwrap();
+    let on_wire =
+        got_get.remove("none").unwrap_or(0) + got_get.remove("DEADLINE_EXCEEDED").unwrap_or(0);
+    assert_eq!(on_wire, deadline, "calls past their deadline: {live:?}");
+    assert_eq!(
+        got, want,
+        "calls per method and status: http-top live vs the client"
+    );
+
+    // The recording read from the file: the same.
+    let file = Command::new(BIN)
+        .arg("-r")
+        .arg(&pcap)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(file.status.success());
+    assert_eq!(
+        calls_of(&String::from_utf8_lossy(&file.stdout)),
+        live,
+        "file vs live"
+    );
+
+    // Grouped headless by grpc status, the success rate counts UNAVAILABLE and INTERNAL as
+    // failures, NOT_FOUND not.
+    let csv = dir.join("grpc.csv");
+    let table = Command::new(BIN)
+        .arg("-r")
+        .arg(&pcap)
+        .args(["--headless", "-g", "grpc", "--csv"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(table.status.success());
+    let csv = fs::read_to_string(&csv).unwrap();
+    // group,requests,responses,no_response,bytes_in,bytes_out,status_1xx..status_5xx,success_rate
+    let succ = |group: &str| -> String {
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("{group},")))
+            .unwrap_or_else(|| panic!("{group} in\n{csv}"));
+        line.split(',').nth(11).unwrap().to_owned()
+    };
+    assert_eq!(succ("UNAVAILABLE"), "0.00", "{csv}");
+    assert_eq!(succ("INTERNAL"), "0.00", "{csv}");
+    assert_eq!(succ("NOT_FOUND"), "100.00", "{csv}");
+    assert_eq!(succ("OK"), "100.00", "{csv}");
+}
