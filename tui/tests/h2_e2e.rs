@@ -341,3 +341,115 @@ impl Drop for NginxGuard {
         }
     }
 }
+
+/// An h2c upgrade (RFC 7540 3.2) with a real server (`tests/support/h2c_server.py`: Python's `h2`;
+/// nginx does not upgrade) and real clients (curl `--http2`, which upgrades a plain http:// URL and
+/// then sends its other URLs as streams of the same connection; nghttp `-u`): the upgrade request
+/// is stream 1, answered in HTTP/2 after the 101, and every stream is counted as the server logged
+/// it, live through the kernel filter.
+#[test]
+#[ignore = "needs root: network namespaces and the eBPF filter"]
+fn an_h2c_upgrade_is_followed_into_http2() {
+    let link = Link::new(251, "fb");
+    let dir = tmpdir("h2c");
+    let (ready, server_log) = (dir.join("server.ready"), dir.join("server.log"));
+    let _server = Guard(
+        link.server
+            .exec("/usr/bin/python3")
+            .arg(format!("{SUPPORT}/h2c_server.py"))
+            .args([&link.v4s, "8080"])
+            .arg(&ready)
+            .arg(&server_log)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("server.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the h2c server", Duration::from_secs(10), || ready.exists());
+    let (out, err) = (dir.join("live.json"), dir.join("live.err"));
+    let http_top = Guard(
+        link.client
+            .exec(BIN)
+            .args(["-i", &link.vc, "--json", "--duration", "60"])
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("http-top to attach", Duration::from_secs(20), || {
+        fs::read_to_string(&err)
+            .unwrap_or_default()
+            .contains("capturing on")
+    });
+    let url = |p: &str| format!("http://{}:8080{p}", link.v4s);
+    let in_client = |args: &[String]| {
+        run(Command::new("timeout")
+            .args(["30", "ip", "netns", "exec", &link.client.0])
+            .args(args))
+    };
+    for _ in 0..2 {
+        let urls = ["/bytes/1000", "/bytes/70000", "/missing"];
+        let mut args: Vec<String> = vec!["curl".into(), "-s".into(), "--http2".into()];
+        for u in urls {
+            args.extend(["-o".into(), "/dev/null".into(), url(u)]);
+        }
+        args.extend(["-w".into(), "%{http_version} %{http_code}\n".into()]);
+        let said = in_client(&args);
+        assert_eq!(said, "2 200\n2 200\n2 404\n", "curl upgraded and got");
+    }
+    in_client(&[
+        "nghttp".into(),
+        "-u".into(),
+        "-n".into(),
+        url("/bytes/10"),
+        url("/bytes/20"),
+    ]);
+    let served = 8;
+    wait_until(
+        "the server to log every stream",
+        Duration::from_secs(20),
+        || fs::read_to_string(&server_log).is_ok_and(|s| s.lines().count() >= served),
+    );
+    wait_until(
+        "http-top to report every stream",
+        Duration::from_secs(20),
+        || fs::read_to_string(&out).is_ok_and(|s| s.lines().count() >= served),
+    );
+    assert!(http_top.interrupt("http-top").success());
+    // What the server answered, per path: streams and statuses.
+    let mut want: BTreeMap<String, (u64, Vec<u16>, u64)> = BTreeMap::new();
+    for l in fs::read_to_string(&server_log).unwrap().lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let e = want.entry(f[1].to_owned()).or_default();
+        e.0 += 1;
+        e.1.push(f[2].parse().unwrap());
+    }
+    let mut live = per_path_json(&fs::read_to_string(&out).unwrap());
+    // Response bytes are the frames (and the 101); the server logs bodies only.
+    for (path, v) in live.iter_mut() {
+        let body: u64 = path
+            .strip_prefix("/bytes/")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10);
+        assert!(
+            v.2 >= v.0 * body,
+            "{path}: {} bytes for {} bodies of {body}",
+            v.2,
+            v.0
+        );
+        v.2 = 0;
+    }
+    for v in want.values_mut() {
+        v.1.sort_unstable();
+    }
+    assert_eq!(
+        live, want,
+        "streams and statuses per path: http-top vs the server"
+    );
+    let s = common::summary(&fs::read_to_string(&err).unwrap());
+    // Three connections, each upgraded: each request counted once.
+    assert_eq!(
+        (s["requests"], s["http2"], s["tunnels"]),
+        (served as u64, 3, 0)
+    );
+}

@@ -242,7 +242,7 @@ pub enum Conn {
     /// No message start seen yet.
     Detecting(Detecting),
     Http1(Http1Conn),
-    /// HTTP/2 with prior knowledge.
+    /// HTTP/2 over cleartext: with prior knowledge, or after an h2c upgrade.
     Http2(Box<H2Conn>),
     /// Not a protocol http-top parses.
     Ignored,
@@ -329,7 +329,20 @@ impl Handler for Protocols {
     fn on_data(&mut self, c: &mut Conn, info: &ConnInfo, dir: usize, ts: u64, data: &[u8]) {
         let d = match c {
             // The common case first, with one match.
-            Conn::Http1(h) => return h.on_data(&mut self.cx(info), dir, ts, data),
+            Conn::Http1(h) => {
+                h.on_data(&mut self.cx(info), dir, ts, data);
+                // An h2c upgrade: HTTP/2 from here, the segment's rest its first frames.
+                if let Some(u) = h.take_upgrade() {
+                    self.stats.http2_connections += 1;
+                    let client = h.client();
+                    let mut h2 = Box::new(H2Conn::upgraded(client, &u));
+                    if !u.rest.is_empty() {
+                        h2.on_data(&mut self.cx(info), 1 - client, ts, &u.rest);
+                    }
+                    *c = Conn::Http2(h2);
+                }
+                return;
+            }
             Conn::Http2(h) => return h.on_data(&mut self.cx(info), dir, ts, data),
             Conn::Ignored => return,
             Conn::Detecting(d) => d,

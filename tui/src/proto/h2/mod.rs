@@ -116,6 +116,8 @@ struct Stream {
     authority: Option<Vec<u8>>,
     grpc: bool,
     grpc_status: Option<u16>,
+    /// Its request was counted already (the HTTP/1.1 request of an h2c upgrade).
+    counted: bool,
     /// Final status, and whether the response ended (END_STREAM from the server).
     status: Option<u16>,
     req_first_ns: u64,
@@ -148,6 +150,31 @@ impl H2Conn {
             streams: HashMap::default(),
             highest: 0,
         }
+    }
+
+    /// The connection an h2c upgrade switched to: the upgrade request is stream 1 (its response
+    /// comes in HTTP/2, the 101 counting toward it), and the client starts with the preface.
+    pub fn upgraded(client: usize, u: &crate::proto::http1::Upgrade) -> Self {
+        let mut c = Self::new(client);
+        let line = u.line.as_ref();
+        c.streams.insert(
+            1,
+            Stream {
+                request_seen: true,
+                counted: true,
+                method: line.map(|l| l.method().to_vec()),
+                path: line.map(|l| l.target().to_vec()),
+                authority: line.and_then(|l| l.host()).map(<[u8]>::to_vec),
+                req_first_ns: u.first_ns,
+                req_last_ns: u.last_ns,
+                req_bytes: u.bytes,
+                resp_bytes: u.switching_bytes,
+                gap: u.gap,
+                ..Stream::default()
+            },
+        );
+        c.highest = 1;
+        c
     }
 
     fn lose(&mut self, cx: &mut Ctx<'_>, dir: usize) {
@@ -381,7 +408,7 @@ impl H2Conn {
             }
             _ => None,
         };
-        cx.stats.requests += u64::from(s.request_seen);
+        cx.stats.requests += u64::from(s.request_seen && !s.counted);
         cx.stats.responses += u64::from(status.is_some());
         let info = cx.info;
         cx.exchanges.push(Exchange {

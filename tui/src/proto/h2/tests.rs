@@ -432,3 +432,75 @@ fn malformed_frames_are_counted_and_the_direction_given_up() {
     let (_, st) = c.done();
     assert_eq!((st.parse_errors, st.http2_lost), (2, 2));
 }
+
+#[test]
+fn an_h2c_upgrade_makes_the_request_stream_1_and_continues_in_http2() {
+    let mut c = Conv::new();
+    let mut e = Encoders::new();
+    let upgrade =
+        b"GET /first HTTP/1.1\r\nHost: up.local\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+                    Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+    c.client(upgrade);
+    let switching =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    // The 101 and the first HTTP/2 frames in one segment, as servers write them.
+    let h1 = frame(HEADERS, END_HEADERS, 1, &e.block(1, &[(":status", "200")]));
+    let d1 = frame(DATA, END_STREAM, 1, b"first!");
+    c.server(&[&switching[..], &frame(SETTINGS, 0, 0, &[]), &h1, &d1].concat());
+    let mut after = PREFACE.to_vec();
+    after.extend(frame(SETTINGS, 0, 0, &[]));
+    let get = frame(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        3,
+        &e.block(0, &fields(&request("/second", "GET"))),
+    );
+    after.extend(&get);
+    c.client(&after);
+    let h3 = frame(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        3,
+        &e.block(1, &[(":status", "404")]),
+    );
+    c.server(&h3);
+    let (ex, st) = c.done();
+    let got: Vec<_> = ex
+        .iter()
+        .map(|x| {
+            (
+                s(x.target()),
+                s(x.host()),
+                x.status,
+                x.protocol,
+                x.req_bytes,
+                x.resp_bytes,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "/first".into(),
+                "up.local".into(),
+                Some(200),
+                Protocol::Http2,
+                upgrade.len() as u64,
+                (switching.len() + h1.len() + d1.len()) as u64
+            ),
+            (
+                "/second".into(),
+                "svc.local".into(),
+                Some(404),
+                Protocol::Http2,
+                get.len() as u64,
+                h3.len() as u64
+            ),
+        ]
+    );
+    assert_eq!(
+        (st.requests, st.responses, st.http2_connections, st.tunnels),
+        (2, 2, 1, 0)
+    );
+}

@@ -3,7 +3,7 @@
 
 use super::{
     Http1Conn,
-    pairing::{HTTP10, INTERIM, TUNNEL},
+    pairing::{H2C, HTTP10, INTERIM, TUNNEL},
     parser::{Framing, Head},
 };
 use crate::proto::RequestLine;
@@ -47,6 +47,7 @@ impl Http1Conn {
             } else if status == 101 || (method == Some(b"CONNECT") && (200..300).contains(&status))
             {
                 self.response.set(TUNNEL, true);
+                self.response.set(H2C, status == 101 && head.upgrade_h2c);
                 Framing::None
             } else if head.chunked {
                 Framing::Chunked

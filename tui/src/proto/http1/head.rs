@@ -43,6 +43,8 @@ pub struct Head {
     pub chunked: bool,
     /// `Connection: close`.
     pub close: bool,
+    /// `Upgrade: h2c` (on a 101: the connection continues as HTTP/2).
+    pub upgrade_h2c: bool,
 }
 
 /// Does this segment start an HTTP/1.x message (request line or status line)?
@@ -116,8 +118,8 @@ pub(super) fn parse_head_prefix(buf: &[u8]) -> Result<Option<(usize, Head)>, Par
     let mut host = None;
     for h in headers {
         let name = h.name.as_bytes();
-        // Only four names matter; their lengths differ, so most fields are skipped on length.
-        if !matches!(name.len(), 4 | 10 | 14 | 17) {
+        // Only five names matter; their lengths differ, so most fields are skipped on length.
+        if !matches!(name.len(), 4 | 7 | 10 | 14 | 17) {
             continue;
         }
         if name.eq_ignore_ascii_case(b"host") {
@@ -140,6 +142,11 @@ pub(super) fn parse_head_prefix(buf: &[u8]) -> Result<Option<(usize, Head)>, Par
                 .map(trim)
                 .unwrap_or_default();
             head.chunked = last.eq_ignore_ascii_case(b"chunked");
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            head.upgrade_h2c |= h
+                .value
+                .split(|&b| b == b',')
+                .any(|t| trim(t).eq_ignore_ascii_case(b"h2c"));
         } else if name.eq_ignore_ascii_case(b"connection") {
             head.close |= h
                 .value

@@ -36,11 +36,28 @@ pub mod parser;
 use std::collections::VecDeque;
 
 use self::{
-    pairing::{Answer, HTTP10, INTERIM, Pending, ReqState, Response, TOUCHED, TUNNEL, UNMATCHED},
+    pairing::{
+        Answer, H2C, HTTP10, INTERIM, Pending, ReqState, Response, TOUCHED, TUNNEL, UNMATCHED,
+    },
     parser::{Event, MessageParser, ParseError},
 };
-use super::{Ctx, Detecting, Parser};
+use super::{Ctx, Detecting, Parser, RequestLine};
 use crate::flow::CloseReason;
+
+/// The request that upgraded its connection to HTTP/2 (`Upgrade: h2c`, answered by 101): stream 1
+/// of the HTTP/2 connection that follows, whose response comes as HTTP/2 frames.
+#[derive(Debug)]
+pub struct Upgrade {
+    pub line: Option<RequestLine>,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub bytes: u64,
+    /// The 101's bytes: they count toward stream 1's response, as an interim response would.
+    pub switching_bytes: u64,
+    pub gap: bool,
+    /// The server's bytes after the 101 in the same segment: the first HTTP/2 frames.
+    pub rest: Vec<u8>,
+}
 
 /// Requests waiting for a response on one connection, at most.
 pub const MAX_PENDING: usize = 256;
@@ -62,6 +79,8 @@ pub struct Http1Conn {
     pending: VecDeque<Pending>,
     response: Response,
     mode: Mode,
+    /// Set when a 101 switched the connection to HTTP/2: taken over by [`super::h2`].
+    upgraded: Option<Box<Upgrade>>,
     /// Bytes delivered per direction, gaps included (mod 2^32).
     pos: [u32; 2],
     /// What the client last acknowledged of the responses (offset, mod 2^32), and whether that is
@@ -86,6 +105,16 @@ pub struct Http1Conn {
 }
 
 impl Http1Conn {
+    /// The direction the client sends in.
+    pub fn client(&self) -> usize {
+        usize::from(self.client)
+    }
+
+    /// The upgrade to HTTP/2, once a 101 switched the connection.
+    pub fn take_upgrade(&mut self) -> Option<Box<Upgrade>> {
+        self.upgraded.take()
+    }
+
     /// Takes over a connection whose client sends in direction `client`, with what was seen
     /// before its first message.
     pub fn new(client: usize, d: &Detecting, cx: &mut Ctx<'_>) -> Self {
@@ -184,6 +213,25 @@ impl Http1Conn {
                 self.last_end_known = true;
                 let answer = self.answer(ts, bytes, false);
                 let tunnel = self.response.is(TUNNEL);
+                if tunnel
+                    && self.response.is(H2C)
+                    && let Some(p) = self.pending.pop_front()
+                {
+                    // Not an exchange yet: the upgrade request is HTTP/2's stream 1.
+                    self.upgraded = Some(Box::new(Upgrade {
+                        line: p.line,
+                        first_ns: p.first_ns,
+                        last_ns: p.last_ns,
+                        bytes: p.bytes,
+                        switching_bytes: answer.bytes,
+                        gap: p.gap || answer.gap,
+                        rest: Vec::new(),
+                    }));
+                    self.response = Response::default();
+                    self.mode = Mode::Ignored;
+                    self.parsers.iter_mut().for_each(MessageParser::tunnel);
+                    return;
+                }
                 self.response_end(cx, answer);
                 self.response = Response::default();
                 if tunnel {
@@ -312,6 +360,11 @@ impl Parser for Http1Conn {
                 let cursor = base.wrapping_add((data.len() - rest.len()) as u32);
                 self.event(cx, dir, ev, cursor, ts);
             }
+        }
+        if let Some(u) = &mut self.upgraded
+            && !from_client
+        {
+            u.rest.extend_from_slice(rest);
         }
     }
 

@@ -82,6 +82,8 @@ pub(super) const UNMATCHED: u8 = 4;
 pub(super) const TOUCHED: u8 = 8;
 /// Its head says HTTP/1.0.
 pub(super) const HTTP10: u8 = 16;
+/// It is a 101 to HTTP/2 (`Upgrade: h2c`): the connection continues as HTTP/2.
+pub(super) const H2C: u8 = 32;
 
 impl Response {
     pub(super) fn is(&self, flag: u8) -> bool {
