@@ -21,7 +21,7 @@ use crate::{
     },
 };
 
-/// Live HTTP/1.x traffic dashboard for Linux.
+/// Live HTTP traffic dashboard for Linux (HTTP/1.x, HTTP/2 over cleartext, gRPC).
 ///
 /// Captures on network interfaces through an eBPF socket filter (root needed) or reads a pcap/pcapng
 /// file, reassembles TCP streams, pairs HTTP requests with responses and aggregates them per group:

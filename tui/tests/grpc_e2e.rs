@@ -64,38 +64,9 @@ fn grpc_calls_are_counted_by_method_and_status_as_the_client_saw_them() {
     });
 
     let pcap = dir.join("grpc.pcap");
-    let td_log = dir.join("tcpdump.log");
-    let tcpdump = Guard(
-        link.client
-            .exec("tcpdump")
-            .args(["-i", &link.vc, "-s", "0", "-B", "65536", "-w"])
-            .arg(&pcap)
-            .arg(format!("tcp port {PORT}"))
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&td_log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("tcpdump", Duration::from_secs(10), || {
-        fs::read_to_string(&td_log)
-            .unwrap_or_default()
-            .contains("listening on")
-    });
+    let tcpdump = common::tcpdump(&link.client, &link.vc, &format!("tcp port {PORT}"), &pcap);
     let (out, err) = (dir.join("live.json"), dir.join("live.err"));
-    let http_top = Guard(
-        link.client
-            .exec(BIN)
-            .args(["-i", &link.vc, "--json", "--duration", "120"])
-            .stdout(fs::File::create(&out).unwrap())
-            .stderr(fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("http-top to attach", Duration::from_secs(20), || {
-        fs::read_to_string(&err)
-            .unwrap_or_default()
-            .contains("capturing on")
-    });
+    let http_top = common::http_top_json(&link.client, &link.vc, &out, &err);
 
     let report = run(Command::new("timeout").args([
         "90",

@@ -102,58 +102,13 @@ http {{
         v4 = link.v4s
     );
     fs::write(dir.join("nginx.conf"), conf).unwrap();
-    run(link
-        .server
-        .exec("nginx")
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf")));
-    let nginx_pid = dir.join("nginx.pid");
-    let _nginx = NginxGuard(nginx_pid.clone());
-    let ns = link.server.0.clone();
-    wait_until("nginx to listen", Duration::from_secs(10), || {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &ns, "ss", "-ltn"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).contains(":80 ")
-    });
+    let _nginx = common::Nginx::start(&link.server, &dir, 80);
 
     // tcpdump and http-top on the client's veth.
     let pcap = dir.join("h2.pcap");
-    let td_log = dir.join("tcpdump.log");
-    let tcpdump = Guard(
-        link.client
-            .exec("tcpdump")
-            .args(["-i", &link.vc, "-s", "0", "-B", "65536", "-w"])
-            .arg(&pcap)
-            .arg("tcp port 80")
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&td_log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("tcpdump", Duration::from_secs(10), || {
-        fs::read_to_string(&td_log)
-            .unwrap_or_default()
-            .contains("listening on")
-    });
+    let tcpdump = common::tcpdump(&link.client, &link.vc, "tcp port 80", &pcap);
     let (out, err) = (dir.join("live.json"), dir.join("live.err"));
-    let http_top = Guard(
-        link.client
-            .exec(BIN)
-            .args(["-i", &link.vc, "--json", "--duration", "120"])
-            .stdout(fs::File::create(&out).unwrap())
-            .stderr(fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("http-top to attach", Duration::from_secs(20), || {
-        fs::read_to_string(&err)
-            .unwrap_or_default()
-            .contains("capturing on")
-    });
+    let http_top = common::http_top_json(&link.client, &link.vc, &out, &err);
 
     let url = |p: &str| format!("http://{}{p}", link.v4s);
     let client = |prog: &str, args: &[String]| {
@@ -331,17 +286,6 @@ http {{
     assert!(s["http2"] >= 5 + 2 + 4);
 }
 
-/// Stops nginx (by its pid file) when the test ends.
-struct NginxGuard(std::path::PathBuf);
-
-impl Drop for NginxGuard {
-    fn drop(&mut self) {
-        if let Ok(pid) = fs::read_to_string(&self.0) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
-    }
-}
-
 /// An h2c upgrade (RFC 7540 3.2) with a real server (`tests/support/h2c_server.py`: Python's `h2`;
 /// nginx does not upgrade) and real clients (curl `--http2`, which upgrades a plain http:// URL and
 /// then sends its other URLs as streams of the same connection; nghttp `-u`): the upgrade request
@@ -367,20 +311,7 @@ fn an_h2c_upgrade_is_followed_into_http2() {
     );
     wait_until("the h2c server", Duration::from_secs(10), || ready.exists());
     let (out, err) = (dir.join("live.json"), dir.join("live.err"));
-    let http_top = Guard(
-        link.client
-            .exec(BIN)
-            .args(["-i", &link.vc, "--json", "--duration", "60"])
-            .stdout(fs::File::create(&out).unwrap())
-            .stderr(fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("http-top to attach", Duration::from_secs(20), || {
-        fs::read_to_string(&err)
-            .unwrap_or_default()
-            .contains("capturing on")
-    });
+    let http_top = common::http_top_json(&link.client, &link.vc, &out, &err);
     let url = |p: &str| format!("http://{}:8080{p}", link.v4s);
     let in_client = |args: &[String]| {
         run(Command::new("timeout")

@@ -31,19 +31,11 @@ struct Host {
     dev: String,
     v4s: String,
     dir: PathBuf,
-    nginx_pid: PathBuf,
+    _nginx: common::Nginx,
     _upstream: Guard,
     http_top: Option<Guard>,
     /// `127.0.0.1:PORT` of its metrics endpoint.
     metrics: String,
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        if let Ok(pid) = fs::read_to_string(&self.nginx_pid) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
-    }
 }
 
 impl Host {
@@ -116,22 +108,9 @@ http {{
 "#
         );
         fs::write(dir.join("nginx.conf"), conf).unwrap();
-        run(ns
-            .exec("nginx")
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf")));
-        let name = ns.0.clone();
-        wait_until("nginx to listen", Duration::from_secs(10), || {
-            let out = Command::new("ip")
-                .args(["netns", "exec", &name, "ss", "-ltn"])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).contains(":80 ")
-        });
+        let nginx = common::Nginx::start(&ns, &dir, 80);
         Self {
-            nginx_pid: dir.join("nginx.pid"),
+            _nginx: nginx,
             _ns: ns,
             dev,
             v4s,

@@ -210,6 +210,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     conns_scaling(&mut b)?;
     flood(&mut b)?;
     scrape_cost(&mut b)?;
+    http2_speed(&mut b)?;
 
     println!("\ntargets:");
     for t in &b.targets {
@@ -402,6 +403,50 @@ fn flood(b: &mut Bench) -> anyhow::Result<()> {
         "flood: RSS <= 64 MiB with 100 000 open connections",
         format!("{:.1} MiB, {} evicted", t.rss_mib, s["evicted"]),
         Some(t.rss_mib <= 64.0 && s["evicted"] == 900_000),
+    );
+    Ok(())
+}
+
+/// The same h2load workload (200 000 small requests over 10 connections, 10 in flight on each)
+/// over HTTP/2 and over HTTP/1.1 (xtask/scripts/h2-capture.sh, recorded once as root), read on one
+/// thread: the cost per packet and per request of each, and their ratio.
+fn http2_speed(b: &mut Bench) -> anyhow::Result<()> {
+    let (h2, h1) = (b.dir.join("h2load-h2.pcap"), b.dir.join("h2load-h1.pcap"));
+    if !h2.exists() || !h1.exists() {
+        if !is_root() {
+            eprintln!("xtask: not root, so the HTTP/2 captures cannot be recorded");
+            return Ok(());
+        }
+        sh(Command::new("timeout")
+            .arg("600")
+            .arg(b.root.join("xtask/scripts/h2-capture.sh"))
+            .arg(&h2)
+            .arg(&h1))?;
+    }
+    println!(
+        "
+h2load, 200 000 requests, HTTP/2 against HTTP/1.1, one thread:"
+    );
+    let mut per_packet = Vec::new();
+    for (name, path) in [("HTTP/2", &h2), ("HTTP/1.1", &h1)] {
+        let (t, s) = b.http_top(path, &["--threads", "1"])?;
+        if s["requests"] != 200_000 || s["parse_errors"] != 0 {
+            bail!("{name}: expected 200000 requests and no parse error: {s:?}");
+        }
+        let us = t.wall * 1e6 / s["packets"] as f64;
+        println!(
+            "  {name:<9} {:>7} packets {:>6.2} s {us:>6.3} µs/packet {:>6.3} µs/request",
+            s["packets"],
+            t.wall,
+            t.wall * 1e6 / 200_000.0
+        );
+        per_packet.push(us);
+    }
+    let ratio = per_packet[0] / per_packet[1];
+    b.target(
+        "HTTP/2 per-packet cost <= 2x HTTP/1.1 (h2load)",
+        format!("{ratio:.2}x"),
+        Some(ratio <= 2.0),
     );
     Ok(())
 }

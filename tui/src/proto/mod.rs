@@ -204,6 +204,11 @@ crate::counters! {
         http2_lost: "http2_lost" Counter,
         /// HTTP/2 streams not followed because a connection had too many open.
         http2_stream_overflows: "http2_stream_overflows" Counter,
+        /// HTTP/2 connections picked up in their middle (no preface or upgrade seen).
+        http2_joined: "http2_joined" Counter,
+        /// HPACK fields that referred to a table entry never seen (a connection picked up in its
+        /// middle, or a lost header block): their names or values are unknown.
+        http2_unknown_fields: "http2_unknown_fields" Counter,
         tunnels: "tunnels" Counter,
         /// Requests dropped because a connection had too many waiting for a response.
         pending_overflows: "pending_overflows" Counter,
@@ -220,6 +225,9 @@ pub struct Ctx<'a> {
     pub stats: &'a mut HttpStats,
     pub exchanges: &'a mut Vec<Exchange>,
     pub info: &'a ConnInfo,
+    /// Set by the HTTP/1.x parser when a 101 switched its connection to HTTP/2 (h2c): the layer
+    /// hands the connection over once the segment is read.
+    pub upgrade: &'a mut Option<Box<http1::Upgrade>>,
 }
 
 /// One protocol's state for one connection, fed its reassembled streams in order.
@@ -280,6 +288,8 @@ pub struct Protocols {
     pub stats: HttpStats,
     /// Finished exchanges, in completion order; drained by the caller.
     pub exchanges: Vec<Exchange>,
+    /// An h2c upgrade seen in the segment being read.
+    upgrade: Option<Box<http1::Upgrade>>,
 }
 
 impl Protocols {
@@ -288,6 +298,7 @@ impl Protocols {
             stats: &mut self.stats,
             exchanges: &mut self.exchanges,
             info,
+            upgrade: &mut self.upgrade,
         }
     }
 
@@ -300,6 +311,17 @@ impl Protocols {
         let client = if h2 {
             self.stats.http2_connections += 1;
             return Some(Conn::Http2(Box::new(H2Conn::new(dir))));
+        } else if !info.from_start[dir] && h2::frames_fill(data) {
+            // HTTP/2 picked up in its middle. The client is the side with the higher port (the
+            // ephemeral one); frames alone do not say.
+            self.stats.http2_connections += 1;
+            self.stats.http2_joined += 1;
+            let client = if info.addrs[dir].port() > info.addrs[1 - dir].port() {
+                dir
+            } else {
+                1 - dir
+            };
+            return Some(Conn::Http2(Box::new(H2Conn::joined(client))));
         } else if data.starts_with(b"HTTP/") {
             1 - dir
         } else if starts_message(data) {
@@ -332,7 +354,7 @@ impl Handler for Protocols {
             Conn::Http1(h) => {
                 h.on_data(&mut self.cx(info), dir, ts, data);
                 // An h2c upgrade: HTTP/2 from here, the segment's rest its first frames.
-                if let Some(u) = h.take_upgrade() {
+                if let Some(u) = self.upgrade.take() {
                     self.stats.http2_connections += 1;
                     let client = h.client();
                     let mut h2 = Box::new(H2Conn::upgraded(client, &u));

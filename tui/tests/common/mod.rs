@@ -286,3 +286,77 @@ pub fn wait_quiet(pcap: &std::path::Path) {
         stable >= 75
     });
 }
+
+/// tcpdump in `ns` writing what `dev` carries (matching `filter`) to `pcap`, once it listens. A
+/// 64 MiB buffer: with the default 2 MiB, tcpdump drops frames of fast transfers.
+pub fn tcpdump(ns: &Netns, dev: &str, filter: &str, pcap: &std::path::Path) -> Guard {
+    let log = pcap.with_extension("tcpdump.log");
+    let g = Guard(
+        ns.exec("tcpdump")
+            .args(["-i", dev, "-s", "0", "-B", "65536", "-w"])
+            .arg(pcap)
+            .arg(filter)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start tcpdump"),
+    );
+    wait_until("tcpdump to listen", Duration::from_secs(10), || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("listening on")
+    });
+    g
+}
+
+/// http-top in `ns` capturing `dev` live with `--json` (one line per exchange to `out`, the
+/// summary to `err`), once its filter is attached; bounded by `--duration 120`.
+pub fn http_top_json(ns: &Netns, dev: &str, out: &std::path::Path, err: &std::path::Path) -> Guard {
+    let g = Guard(
+        ns.exec(BIN)
+            .args(["-i", dev, "--json", "--duration", "120"])
+            .stdout(fs::File::create(out).unwrap())
+            .stderr(fs::File::create(err).unwrap())
+            .spawn()
+            .expect("start http-top"),
+    );
+    wait_until("http-top to attach", Duration::from_secs(20), || {
+        fs::read_to_string(err)
+            .unwrap_or_default()
+            .contains("capturing on")
+    });
+    g
+}
+
+/// nginx started in `ns` from `dir/nginx.conf` (whose `pid` is `dir/nginx.pid`), once `port`
+/// listens; stopped when dropped.
+pub struct Nginx(PathBuf);
+
+impl Nginx {
+    pub fn start(ns: &Netns, dir: &std::path::Path, port: u16) -> Self {
+        run(ns
+            .exec("nginx")
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf")));
+        let g = Self(dir.join("nginx.pid"));
+        let name = ns.0.clone();
+        wait_until("nginx to listen", Duration::from_secs(10), || {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &name, "ss", "-ltn"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} "))
+        });
+        g
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Ok(pid) = fs::read_to_string(&self.0) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}

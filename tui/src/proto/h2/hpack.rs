@@ -7,7 +7,7 @@
 //! that was never seen. This decoder reads every representation anyway (each is self-delimiting),
 //! reports such a field as unknown, and keeps inserting new entries, so the entries it does know
 //! keep their indices (new entries take the lowest dynamic index; the unknown ones are older and
-//! sit above). Huffman-coded strings are decoded by `loona-hpack`'s decoder.
+//! sit above). Huffman-coded strings are decoded by `httlib-huffman`.
 
 use std::collections::VecDeque;
 
@@ -309,10 +309,10 @@ fn string<'a>(block: &'a [u8], at: &mut usize) -> Result<Str<'a>, HpackError> {
     if !huffman {
         return Ok(Str::Raw(raw));
     }
-    loona_hpack::huffman::HuffmanDecoder::new()
-        .decode(raw)
-        .map(Str::Owned)
-        .map_err(|_| HpackError::Huffman)
+    let mut out = Vec::with_capacity(raw.len() * 8 / 5 + 1);
+    httlib_huffman::decode(raw, &mut out, httlib_huffman::DecoderSpeed::FourBits)
+        .map_err(|_| HpackError::Huffman)?;
+    Ok(Str::Owned(out))
 }
 
 #[cfg(test)]

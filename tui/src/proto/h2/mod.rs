@@ -152,6 +152,15 @@ impl H2Conn {
         }
     }
 
+    /// A connection picked up in its middle (no preface seen), from a segment that
+    /// [`frames_fill`]: the HPACK tables start empty, so fields that refer to what came before are
+    /// unknown (counted), and streams whose request was not seen are `_unknown`.
+    pub fn joined(client: usize) -> Self {
+        let mut c = Self::new(client);
+        c.readers[client].preface = 0;
+        c
+    }
+
     /// The connection an h2c upgrade switched to: the upgrade request is stream 1 (its response
     /// comes in HTTP/2, the 101 counting toward it), and the client starts with the preface.
     pub fn upgraded(client: usize, u: &crate::proto::http1::Upgrade) -> Self {
@@ -341,8 +350,10 @@ impl H2Conn {
         let from_client = dir == self.client;
         let buf = std::mem::take(&mut self.readers[dir].block_buf);
         let mut h = Fields::default();
+        let unknown_before = self.readers[dir].hpack.unknown;
         let decoded = self.readers[dir].hpack.decode(&buf, |(n, v)| h.add(n, v));
         self.readers[dir].block_buf = buf;
+        cx.stats.http2_unknown_fields += self.readers[dir].hpack.unknown - unknown_before;
         if decoded.is_err() {
             cx.stats.parse_errors += 1;
         }
@@ -478,6 +489,39 @@ impl Fields {
         s.authority = self.authority.take().or_else(|| self.host.take());
         s.grpc = self.grpc;
     }
+}
+
+/// Whether `data` is a whole number of plausible HTTP/2 frames: how a segment of a connection
+/// picked up in its middle shows it is HTTP/2 (and starts at a frame). Each header must name a
+/// known type with the stream and length that type requires, and the frames must end exactly
+/// where the segment does; random bytes almost never do, over a whole segment.
+pub fn frames_fill(data: &[u8]) -> bool {
+    let mut at = 0;
+    let mut frames = 0;
+    while at + 9 <= data.len() {
+        let h = &data[at..at + 9];
+        let len = u32::from_be_bytes([0, h[0], h[1], h[2]]);
+        let (kind, raw_stream) = (h[3], u32::from_be_bytes([h[5], h[6], h[7], h[8]]));
+        let stream = raw_stream & 0x7fff_ffff;
+        let ok = raw_stream == stream
+            && len <= DEFAULT_MAX_FRAME
+            && match kind {
+                DATA | HEADERS | CONTINUATION | PUSH_PROMISE => stream != 0,
+                2 => stream != 0 && len == 5,
+                RST_STREAM => stream != 0 && len == 4,
+                SETTINGS => stream == 0 && len.is_multiple_of(6),
+                6 => stream == 0 && len == 8,
+                7 => stream == 0 && len >= 8,
+                8 => len == 4,
+                _ => false,
+            };
+        if !ok {
+            return false;
+        }
+        at += 9 + len as usize;
+        frames += 1;
+    }
+    frames > 0 && at == data.len()
 }
 
 /// The header block fragment of a HEADERS (or PUSH_PROMISE) payload, without padding and

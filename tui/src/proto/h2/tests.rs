@@ -504,3 +504,55 @@ fn an_h2c_upgrade_makes_the_request_stream_1_and_continues_in_http2() {
         (2, 2, 1, 0)
     );
 }
+
+#[test]
+fn a_connection_picked_up_in_its_middle_is_followed_leniently() {
+    // Streams 1 and 3 went by before the capture began and filled both directions' dynamic
+    // tables; the blocks seen now refer to those entries (indices past what this decoder holds)
+    // beside what they spell out. By hand, RFC 7541 section 6: 0x83 :method POST, 0x86 :scheme
+    // http, 0x44 a literal :path indexed, 0xbf / 0xc0 / 0xbe dynamic entries never seen here,
+    // 0x88 :status 200.
+    let mut c = Conv::new();
+    for (id, index) in [(5u32, 0xbf), (7, 0xc0)] {
+        let path = format!("/p{id}");
+        let mut req = vec![0x83, 0x86, 0x44, path.len() as u8];
+        req.extend_from_slice(path.as_bytes());
+        req.push(index);
+        c.client(
+            &[
+                frame(HEADERS, END_HEADERS, id, &req),
+                frame(DATA, END_STREAM, id, b"body"),
+            ]
+            .concat(),
+        );
+        c.server(
+            &[
+                frame(HEADERS, END_HEADERS, id, &[0x88, 0xbe]),
+                frame(DATA, END_STREAM, id, b"ok"),
+            ]
+            .concat(),
+        );
+    }
+    let (ex, st) = c.done();
+    let got: Vec<_> = ex
+        .iter()
+        .map(|x| (s(x.method()), s(x.target()), x.status))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("POST".into(), "/p5".into(), Some(200)),
+            ("POST".into(), "/p7".into(), Some(200))
+        ],
+        "{ex:#?}"
+    );
+    assert_eq!(
+        (st.http2_connections, st.http2_joined, st.parse_errors),
+        (1, 1, 0)
+    );
+    assert_eq!(st.http2_unknown_fields, 4);
+    // Random bytes are not taken for frames.
+    assert!(!super::frames_fill(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert!(!super::frames_fill(&[0u8; 9]));
+    assert!(super::frames_fill(&frame(PING, 0, 0, &[0; 8])));
+}

@@ -79,8 +79,6 @@ pub struct Http1Conn {
     pending: VecDeque<Pending>,
     response: Response,
     mode: Mode,
-    /// Set when a 101 switched the connection to HTTP/2: taken over by [`super::h2`].
-    upgraded: Option<Box<Upgrade>>,
     /// Bytes delivered per direction, gaps included (mod 2^32).
     pos: [u32; 2],
     /// What the client last acknowledged of the responses (offset, mod 2^32), and whether that is
@@ -108,11 +106,6 @@ impl Http1Conn {
     /// The direction the client sends in.
     pub fn client(&self) -> usize {
         usize::from(self.client)
-    }
-
-    /// The upgrade to HTTP/2, once a 101 switched the connection.
-    pub fn take_upgrade(&mut self) -> Option<Box<Upgrade>> {
-        self.upgraded.take()
     }
 
     /// Takes over a connection whose client sends in direction `client`, with what was seen
@@ -218,7 +211,9 @@ impl Http1Conn {
                     && let Some(p) = self.pending.pop_front()
                 {
                     // Not an exchange yet: the upgrade request is HTTP/2's stream 1.
-                    self.upgraded = Some(Box::new(Upgrade {
+                    // Handed to the protocol layer (not kept here: a connection's state stays
+                    // small), which switches the connection once this segment is read.
+                    *cx.upgrade = Some(Box::new(Upgrade {
                         line: p.line,
                         first_ns: p.first_ns,
                         last_ns: p.last_ns,
@@ -361,7 +356,7 @@ impl Parser for Http1Conn {
                 self.event(cx, dir, ev, cursor, ts);
             }
         }
-        if let Some(u) = &mut self.upgraded
+        if let Some(u) = cx.upgrade.as_mut()
             && !from_client
         {
             u.rest.extend_from_slice(rest);
