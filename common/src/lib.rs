@@ -144,6 +144,45 @@ pub fn starts_http_message(head: &[u8; HTTP_TOKEN_MAX], avail: usize) -> bool {
     false
 }
 
+/// Length of an HTTP/2 frame header (RFC 9113 4.1).
+pub const H2_FRAME_HEAD: usize = 9;
+
+/// The payload length of the HTTP/2 frame whose 9-byte header is `h`, if the header is
+/// plausible: a known type (DATA to CONTINUATION), the reserved bit clear, a length within the
+/// default SETTINGS_MAX_FRAME_SIZE, and the stream and length the type requires (SETTINGS, PING,
+/// GOAWAY on stream 0; PRIORITY 5 bytes, RST_STREAM and WINDOW_UPDATE 4, PING 8...).
+///
+/// How a connection picked up in its middle shows it is HTTP/2 (no preface to see): the kernel
+/// filter keeps a connection whose segment is one plausible frame exactly, or begins with two;
+/// userspace takes a segment of plausible frames that end where it ends.
+#[inline(always)]
+#[must_use]
+pub fn h2_frame_len(h: &[u8; H2_FRAME_HEAD]) -> Option<u32> {
+    let len = (h[0] as u32) << 16 | (h[1] as u32) << 8 | h[2] as u32;
+    let stream = (h[5] as u32) << 24 | (h[6] as u32) << 16 | (h[7] as u32) << 8 | h[8] as u32;
+    if stream & 0x8000_0000 != 0 || len > 16_384 {
+        return None;
+    }
+    let ok = match h[3] {
+        // DATA, HEADERS, PUSH_PROMISE, CONTINUATION
+        0 | 1 | 5 | 9 => stream != 0,
+        // PRIORITY
+        2 => stream != 0 && len == 5,
+        // RST_STREAM
+        3 => stream != 0 && len == 4,
+        // SETTINGS
+        4 => stream == 0 && len.is_multiple_of(6),
+        // PING
+        6 => stream == 0 && len == 8,
+        // GOAWAY
+        7 => stream == 0 && len >= 8,
+        // WINDOW_UPDATE
+        8 => len == 4,
+        _ => false,
+    };
+    if ok { Some(len) } else { None }
+}
+
 #[inline(always)]
 fn token_matches(token: &[u8], head: &[u8; HTTP_TOKEN_MAX], avail: usize) -> bool {
     let mut i = 0;
@@ -252,6 +291,27 @@ mod tests {
             assert!(!starts(s), "{:?}", s);
         }
         assert!(!starts(b""));
+    }
+
+    #[test]
+    fn plausible_http2_frame_headers() {
+        let h = |len: u32, kind: u8, stream: u32| {
+            let l = len.to_be_bytes();
+            let s = stream.to_be_bytes();
+            [l[1], l[2], l[3], kind, 0, s[0], s[1], s[2], s[3]]
+        };
+        assert_eq!(h2_frame_len(&h(8, 6, 0)), Some(8)); // PING
+        assert_eq!(h2_frame_len(&h(4, 8, 3)), Some(4)); // WINDOW_UPDATE on a stream
+        assert_eq!(h2_frame_len(&h(100, 0, 1)), Some(100)); // DATA
+        assert_eq!(h2_frame_len(&h(12, 4, 0)), Some(12)); // SETTINGS
+        assert_eq!(h2_frame_len(&h(8, 6, 1)), None); // PING on a stream
+        assert_eq!(h2_frame_len(&h(100, 0, 0)), None); // DATA on stream 0
+        assert_eq!(h2_frame_len(&h(7, 4, 0)), None); // SETTINGS of 7 bytes
+        assert_eq!(h2_frame_len(&h(20_000, 0, 1)), None); // past the default size
+        assert_eq!(h2_frame_len(&h(5, 10, 1)), None); // unknown type
+        assert_eq!(h2_frame_len(&h(5, 0, 0x8000_0001)), None); // reserved bit
+        assert_eq!(h2_frame_len(b"GET / HTT"), None);
+        assert_eq!(h2_frame_len(b"HTTP/1.1 "), None);
     }
 
     #[test]

@@ -23,8 +23,8 @@ use aya_ebpf::{
 };
 use http_top_common::{
     CONFIG_MAP_LEN, CONFIG_PORT_FILTER, CONN_MAP_CAPACITY, ConnKey, ConnValue, FAMILY_IPV4,
-    FAMILY_IPV6, HTTP_TOKEN_MAX, PORT_MAP_CAPACITY, STAT_INSERT_FAILED, STAT_KEPT_CONN,
-    STAT_KEPT_START, STAT_SEEN, STATS_LEN, starts_http_message,
+    FAMILY_IPV6, H2_FRAME_HEAD, HTTP_TOKEN_MAX, PORT_MAP_CAPACITY, STAT_INSERT_FAILED,
+    STAT_KEPT_CONN, STAT_KEPT_START, STAT_SEEN, STATS_LEN, h2_frame_len, starts_http_message,
 };
 
 #[map(name = "HTTP_CONNS")]
@@ -102,7 +102,7 @@ fn try_filter(ctx: &SkBuffContext) -> Result<bool, ()> {
         HTTP_TOKEN_MAX
     };
     let head = load_head(ctx, seg.payload_off, avail)?;
-    if !starts_http_message(&head, avail) {
+    if !starts_http_message(&head, avail) && !h2_frames(ctx, &seg)? {
         return Ok(false);
     }
 
@@ -123,6 +123,28 @@ fn try_filter(ctx: &SkBuffContext) -> Result<bool, ()> {
     }
     count(STAT_KEPT_START);
     Ok(true)
+}
+
+/// An HTTP/2 connection opened before the capture began (gRPC channels live for hours): a
+/// segment that is exactly one plausible frame (a PING, a WINDOW_UPDATE, a DATA frame), or that
+/// begins with two.
+fn h2_frames(ctx: &SkBuffContext, seg: &Segment) -> Result<bool, ()> {
+    if seg.payload_len < H2_FRAME_HEAD {
+        return Ok(false);
+    }
+    let first: [u8; H2_FRAME_HEAD] = ctx.load(seg.payload_off).map_err(|_| ())?;
+    let Some(len) = h2_frame_len(&first) else {
+        return Ok(false);
+    };
+    let end = H2_FRAME_HEAD + len as usize;
+    if end == seg.payload_len {
+        return Ok(true);
+    }
+    if end + H2_FRAME_HEAD > seg.payload_len {
+        return Ok(false);
+    }
+    let second: [u8; H2_FRAME_HEAD] = ctx.load(seg.payload_off + end).map_err(|_| ())?;
+    Ok(h2_frame_len(&second).is_some())
 }
 
 fn port_allowed(key: &ConnKey) -> bool {

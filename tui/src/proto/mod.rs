@@ -312,15 +312,12 @@ impl Protocols {
             self.stats.http2_connections += 1;
             return Some(Conn::Http2(Box::new(H2Conn::new(dir))));
         } else if !info.from_start[dir] && h2::frames_fill(data) {
-            // HTTP/2 picked up in its middle. The client is the side with the higher port (the
-            // ephemeral one); frames alone do not say.
+            // HTTP/2 picked up in its middle, from a segment whose header block says who sent it
+            // (ports do not: gRPC's 50051 is in Linux's ephemeral range); until then, wait.
+            let from_client = h2::sent_by_client(data)?;
             self.stats.http2_connections += 1;
             self.stats.http2_joined += 1;
-            let client = if info.addrs[dir].port() > info.addrs[1 - dir].port() {
-                dir
-            } else {
-                1 - dir
-            };
+            let client = if from_client { dir } else { 1 - dir };
             return Some(Conn::Http2(Box::new(H2Conn::joined(client))));
         } else if data.starts_with(b"HTTP/") {
             1 - dir

@@ -5,6 +5,9 @@ Usage:
   grpc_calls.py server HOST PORT READY_FILE   serve until killed (at most 120 s)
   grpc_calls.py client HOST PORT              make a fixed set of calls; print one JSON object:
                                               {"/demo.Echo/Get": {"OK": 20, "NOT_FOUND": 5, ...}, ...}
+  grpc_calls.py client HOST PORT READY GO     first one call on the channel, write READY, wait for
+                                              GO to exist (at most 30 s), then the same set on the
+                                              same connection; report those only
 
 Methods (package demo, service Echo):
 - Get (unary): b"missing" -> NOT_FOUND, b"down" -> UNAVAILABLE, b"boom" -> INTERNAL,
@@ -15,6 +18,7 @@ Methods (package demo, service Echo):
 """
 
 import json
+import os
 import sys
 import threading
 import time
@@ -69,7 +73,7 @@ def serve(host, port, ready):
     server.wait_for_termination(timeout=125)
 
 
-def run_client(host, port):
+def run_client(host, port, ready=None, go=None):
     seen = {}
 
     def note(method, code):
@@ -78,6 +82,14 @@ def run_client(host, port):
 
     with grpc.insecure_channel(f"{host}:{port}") as ch:
         unary = ch.unary_unary(f"/{SERVICE}/Get")
+        if ready:
+            # The connection opens (and its HPACK tables fill) before the capture starts.
+            unary(b"before", timeout=10)
+            with open(ready, "w") as f:
+                f.write("ready\n")
+            deadline = time.monotonic() + 30
+            while not os.path.exists(go) and time.monotonic() < deadline:
+                time.sleep(0.05)
         calls = [b"hello"] * 20 + [b"missing"] * 5 + [b"down"] * 4 + [b"boom"] * 3 + [b"slow"] * 2
         for req in calls:
             try:
@@ -117,4 +129,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "server":
         serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     else:
-        run_client(sys.argv[2], int(sys.argv[3]))
+        run_client(sys.argv[2], int(sys.argv[3]), *sys.argv[4:6])

@@ -17,6 +17,8 @@ pub mod hpack;
 
 use std::collections::HashMap;
 
+use http_top_common::{H2_FRAME_HEAD, h2_frame_len};
+
 use super::{Ctx, Exchange, Grpc, Parser, Protocol, RequestLine};
 use crate::flow::CloseReason;
 
@@ -491,37 +493,52 @@ impl Fields {
     }
 }
 
-/// Whether `data` is a whole number of plausible HTTP/2 frames: how a segment of a connection
-/// picked up in its middle shows it is HTTP/2 (and starts at a frame). Each header must name a
-/// known type with the stream and length that type requires, and the frames must end exactly
-/// where the segment does; random bytes almost never do, over a whole segment.
+/// Whether `data` is a whole number of plausible HTTP/2 frames ([`h2_frame_len`], the rule the
+/// kernel filter shares): how a segment of a connection picked up in its middle shows it is
+/// HTTP/2 (and starts at a frame). The frames must end exactly where the segment does; random
+/// bytes almost never do, over a whole segment.
 pub fn frames_fill(data: &[u8]) -> bool {
     let mut at = 0;
     let mut frames = 0;
-    while at + 9 <= data.len() {
-        let h = &data[at..at + 9];
-        let len = u32::from_be_bytes([0, h[0], h[1], h[2]]);
-        let (kind, raw_stream) = (h[3], u32::from_be_bytes([h[5], h[6], h[7], h[8]]));
-        let stream = raw_stream & 0x7fff_ffff;
-        let ok = raw_stream == stream
-            && len <= DEFAULT_MAX_FRAME
-            && match kind {
-                DATA | HEADERS | CONTINUATION | PUSH_PROMISE => stream != 0,
-                2 => stream != 0 && len == 5,
-                RST_STREAM => stream != 0 && len == 4,
-                SETTINGS => stream == 0 && len.is_multiple_of(6),
-                6 => stream == 0 && len == 8,
-                7 => stream == 0 && len >= 8,
-                8 => len == 4,
-                _ => false,
-            };
-        if !ok {
+    while let Some(h) = data.get(at..at + H2_FRAME_HEAD) {
+        let Some(len) = h.try_into().ok().and_then(h2_frame_len) else {
             return false;
-        }
-        at += 9 + len as usize;
+        };
+        at += H2_FRAME_HEAD + len as usize;
         frames += 1;
     }
     frames > 0 && at == data.len()
+}
+
+/// Who sent `data` (a segment that [`frames_fill`]), from its first HEADERS frame: a header block
+/// starts with pseudo-header fields (RFC 9113 8.3), a request's with `:method`, `:scheme`, `:path`
+/// or `:authority`, a response's with `:status`, and these are static-table entries 1 to 7 and 8 to
+/// 14, whatever the dynamic table holds. `Some(true)` for the client, `None` when the segment
+/// has no HEADERS or its first field names a dynamic entry.
+pub fn sent_by_client(data: &[u8]) -> Option<bool> {
+    let mut at = 0;
+    while let Some(h) = data.get(at..at + H2_FRAME_HEAD) {
+        let len = h2_frame_len(h.try_into().ok()?)? as usize;
+        let payload = data.get(at + H2_FRAME_HEAD..at + H2_FRAME_HEAD + len)?;
+        if h[3] == HEADERS
+            && let Some((block, _)) = fragment(payload, h[4], false)
+        {
+            // Dynamic table size updates (001xxxxx) may come first.
+            let first = block.iter().copied().find(|&b| b & 0xe0 != 0x20)?;
+            let index = match first {
+                b if b & 0x80 != 0 => b & 0x7f,
+                b if b & 0xc0 == 0x40 => b & 0x3f,
+                b => b & 0x0f,
+            };
+            return match index {
+                1..=7 => Some(true),
+                8..=14 => Some(false),
+                _ => None,
+            };
+        }
+        at += H2_FRAME_HEAD + len;
+    }
+    None
 }
 
 /// The header block fragment of a HEADERS (or PUSH_PROMISE) payload, without padding and

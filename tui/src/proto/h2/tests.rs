@@ -551,6 +551,19 @@ fn a_connection_picked_up_in_its_middle_is_followed_leniently() {
         (1, 1, 0)
     );
     assert_eq!(st.http2_unknown_fields, 4);
+    // Who sent a segment, from its first header block's first field.
+    let req = frame(HEADERS, END_HEADERS, 1, &[0x83, 0x86]);
+    let resp = frame(HEADERS, END_HEADERS, 1, &[0x20, 0x88]);
+    assert_eq!(super::sent_by_client(&req), Some(true));
+    assert_eq!(
+        super::sent_by_client(&[frame(PING, 0, 0, &[0; 8]), resp].concat()),
+        Some(false)
+    );
+    assert_eq!(super::sent_by_client(&frame(PING, 0, 0, &[0; 8])), None);
+    assert_eq!(
+        super::sent_by_client(&frame(HEADERS, END_HEADERS, 1, &[0xbe])),
+        None
+    );
     // Random bytes are not taken for frames.
     assert!(!super::frames_fill(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
     assert!(!super::frames_fill(&[0u8; 9]));
