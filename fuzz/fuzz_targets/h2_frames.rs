@@ -1,7 +1,8 @@
 //! HTTP/2 connections over arbitrary frames: the client stream starts with the connection
-//! preface, then both directions carry arbitrary bytes split at arbitrary points, with stretches
-//! never captured (each chunk: a header byte, bit 7 the direction, bit 6 lost, bits 0-5 the
-//! length, then that many bytes). Must not panic; every stream whose request was seen is reported
+//! preface (or, when the first byte is odd, the connection is picked up in its middle, as a
+//! capture begun after it opened sees it), then both directions carry arbitrary bytes split at
+//! arbitrary points, with stretches never captured (each chunk: a header byte, bit 7 the
+//! direction, bit 6 lost, bits 0-5 the length, then that many bytes). Must not panic; every stream whose request was seen is reported
 //! once, and no exchange counts more bytes than its direction carried.
 #![no_main]
 
@@ -21,10 +22,16 @@ fuzz_target!(|data: &[u8]| {
     let mut h = Protocols::default();
     let mut seq = [1000u32, 9000u32];
     let mut ts = 1000;
-    t.feed(ts, &Segment { src: c, dst: s, seq: seq[0], ack: seq[1], flags: 0x10, payload: PREFACE }, &mut h);
-    seq[0] = seq[0].wrapping_add(PREFACE.len() as u32);
-    let mut carried = [PREFACE.len() as u64, 0];
-    let mut rest = data;
+    let (mode, mut rest): (u8, &[u8]) = match data.split_first() {
+        Some((&m, r)) => (m, r),
+        None => (0, &[]),
+    };
+    let mut carried = [0u64, 0];
+    if mode & 1 == 0 {
+        t.feed(ts, &Segment { src: c, dst: s, seq: seq[0], ack: seq[1], flags: 0x10, payload: PREFACE }, &mut h);
+        seq[0] = seq[0].wrapping_add(PREFACE.len() as u32);
+        carried[0] = PREFACE.len() as u64;
+    }
     while let Some((&head, tail)) = rest.split_first() {
         let dir = usize::from(head >> 7);
         let lost = head & 0x40 != 0;

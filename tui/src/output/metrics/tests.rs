@@ -197,6 +197,22 @@ fn past_the_cap_label_sets_fold_into_other() {
 }
 
 #[test]
+fn http2_is_protocol_version_2_and_grpc_a_label_to_add() {
+    let mut x = exporter(vec![GroupKey::Grpc], 100);
+    let mut e = ex(b"POST", b"/pkg.Svc/Get", Some(200), 1);
+    e.protocol = Protocol::Http2;
+    e.grpc = crate::proto::Grpc::Status(5);
+    x.exchange(&e).unwrap();
+    let t = text(&x, Format::Text004);
+    let line = samples(&t, "http_server_request_duration_seconds_count")[0];
+    assert!(
+        line.contains("network_protocol_version=\"2\"")
+            && line.contains("rpc_grpc_status_code=\"NOT_FOUND\""),
+        "{line}"
+    );
+}
+
+#[test]
 fn keys_that_are_labels_already_are_refused() {
     assert_eq!(
         label_name(&GroupKey::Query("s-1".into())).unwrap(),
