@@ -42,13 +42,10 @@ fn calls_of(json_lines: &str) -> Calls {
     m
 }
 
-#[test]
-#[ignore = "needs root: network namespaces and the eBPF filter"]
-fn grpc_calls_are_counted_by_method_and_status_as_the_client_saw_them() {
-    let link = Link::new(250, "fa");
-    let dir = tmpdir("grpc");
+/// The grpcio server in the link's server namespace, once it listens.
+fn grpc_server(link: &Link, dir: &std::path::Path) -> Guard {
     let ready = dir.join("server.ready");
-    let _server = Guard(
+    let g = Guard(
         link.server
             .exec(PYTHON)
             .arg(format!("{SUPPORT}/grpc_calls.py"))
@@ -62,6 +59,15 @@ fn grpc_calls_are_counted_by_method_and_status_as_the_client_saw_them() {
     wait_until("the gRPC server", Duration::from_secs(20), || {
         ready.exists()
     });
+    g
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and the eBPF filter"]
+fn grpc_calls_are_counted_by_method_and_status_as_the_client_saw_them() {
+    let link = Link::new(250, "fa");
+    let dir = tmpdir("grpc");
+    let _server = grpc_server(&link, &dir);
 
     let pcap = dir.join("grpc.pcap");
     let tcpdump = common::tcpdump(&link.client, &link.vc, &format!("tcp port {PORT}"), &pcap);
@@ -159,21 +165,7 @@ fn grpc_calls_are_counted_by_method_and_status_as_the_client_saw_them() {
 fn a_grpc_channel_opened_before_the_capture_is_followed() {
     let link = Link::new(252, "fc");
     let dir = tmpdir("grpc-late");
-    let ready = dir.join("server.ready");
-    let _server = Guard(
-        link.server
-            .exec(PYTHON)
-            .arg(format!("{SUPPORT}/grpc_calls.py"))
-            .args(["server", &link.v4s, PORT])
-            .arg(&ready)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("the gRPC server", Duration::from_secs(20), || {
-        ready.exists()
-    });
+    let _server = grpc_server(&link, &dir);
     let (opened, go, report) = (
         dir.join("client.ready"),
         dir.join("go"),

@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::{Context, bail};
 
-use crate::{cargo, sh};
+use crate::{cargo, setup::output, sh};
 
 /// Builds `target/debian/http-top_VERSION_ARCH.deb` and returns its path.
 pub fn run(root: &Path) -> anyhow::Result<PathBuf> {
@@ -128,19 +128,6 @@ pub fn run(root: &Path) -> anyhow::Result<PathBuf> {
         .arg(&deb))?;
     eprintln!("xtask: built {}", deb.display());
     Ok(deb)
-}
-
-fn output(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8(out.stdout)?)
 }
 
 /// gzip -9n: no name or time stamp in the header, so the package is the same for the same input.

@@ -60,7 +60,8 @@ pub fn run(test_deps: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn output(cmd: &mut Command) -> anyhow::Result<String> {
+/// Runs `cmd` and returns its stdout; fails with its stderr if it fails.
+pub(crate) fn output(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd
         .output()
         .with_context(|| format!("cannot start {cmd:?}"))?;
