@@ -20,7 +20,7 @@ use crate::flow::{CloseReason, ConnInfo, Handler};
 
 /// The client connection preface of HTTP/2 with prior knowledge (RFC 9113 3.4), first line: a
 /// connection that starts with it is [`h2`]'s.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+const H2_PREFACE: &[u8] = h2::PREFACE.split_at(16).0;
 
 /// Which protocol carried an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -19,7 +19,7 @@ pub mod serve;
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -285,13 +285,12 @@ fn write_raw(e: &Exchange, extra: &[GroupKey], folded: bool, out: &mut Vec<u8>) 
         out.push(RAW_FOLDED);
         return;
     }
-    match e.server.ip() {
-        IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
-        IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
-    }
-    out.extend_from_slice(&e.server.port().to_be_bytes());
-    // Each part is length-prefixed so that two sets cannot run together.
-    for key in std::iter::once(&GroupKey::Route).chain(extra) {
+    // The server (address and port) and the route as their grouping keys write them, then each
+    // added key; each part length-prefixed so that two sets cannot run together.
+    for key in [&GroupKey::Server, &GroupKey::Route]
+        .into_iter()
+        .chain(extra)
+    {
         let at = out.len();
         out.extend_from_slice(&[0, 0]);
         key.write_raw(e, out);
