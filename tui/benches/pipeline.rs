@@ -43,7 +43,7 @@ fn load() -> Frames {
 /// Runs the whole pipeline over the frames; returns the exchanges counted (so nothing is elided).
 fn run(frames: &Frames) -> u64 {
     let mut p = Pipeline::new(FlowConfig::default());
-    let mut stats = Stats::new(GroupKey::standard_set(&GroupKey::Server), 1000);
+    let mut stats = Stats::new(GroupKey::standard_set(&GroupKey::Server, false), 1000);
     for (ts, link, data) in &frames.frames {
         p.packet(&Packet {
             ts_ns: *ts,
@@ -79,7 +79,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut src = FileSource::open(&capture_path()).unwrap();
             let mut p = Pipeline::new(FlowConfig::default());
-            let mut stats = Stats::new(GroupKey::standard_set(&GroupKey::Server), 1000);
+            let mut stats = Stats::new(GroupKey::standard_set(&GroupKey::Server, false), 1000);
             while let Next::Packet(pkt) = src.next_packet(Duration::ZERO).unwrap() {
                 p.packet(&pkt);
                 for e in p.drain() {

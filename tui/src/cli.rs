@@ -53,7 +53,7 @@ pub struct Cli {
     pub headless: bool,
 
     /// Group by: server, port, client, host, route, path, path:N, query:NAME, method, status, proto,
-    /// grpc
+    /// grpc, process, container, client-process, client-container
     #[arg(
         short = 'g',
         long = "group-by",
@@ -188,6 +188,15 @@ pub struct Cli {
     /// over them); 1 reads on one thread [default: one per core, at most 4]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
+
+    /// Look up which process and container stand behind a file's endpoints on this machine, as
+    /// live (only meaningful where the file was captured); without it a file shows _unresolved
+    #[arg(long, requires = "read")]
+    pub resolve_names: bool,
+
+    /// Live: do not look up process and container names (starts no helper process)
+    #[arg(long, conflicts_with = "read")]
+    pub no_names: bool,
 }
 
 impl Cli {
@@ -220,6 +229,9 @@ impl Cli {
                 patterns,
                 ..RouteConfig::default()
             },
+            // The name service runs beside the session; main starts it once privileges are
+            // settled.
+            names: None,
         })
     }
 

@@ -19,6 +19,7 @@ use http_top::{
         privs,
     },
     cli::{Cli, Invocation},
+    names::{self, helper::Helper},
     output::metrics::{Exporter, Publisher, serve::Server},
     session,
     stats::{GroupKey, Stats},
@@ -35,6 +36,13 @@ fn main() -> ExitCode {
     // SAFETY: called before any other thread exists; M_MMAP_THRESHOLD takes a byte count.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+    // The names helper is this binary re-executed by itself (names::helper), before any parsing.
+    if std::env::args_os().nth(1).as_deref() == Some(names::helper::HELPER_ARG.as_ref()) {
+        return match names::helper::main() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
     }
     let cli = match Invocation::from_args() {
         Invocation::Run(cli) => cli,
@@ -83,19 +91,17 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
 
     // The endpoint binds before capture starts (and before privileges are dropped), so a taken
-    // port is an error now, not after the filter is attached.
+    // port is an error now, not after the filter is attached; it serves once they are dropped.
     let metrics = match cli.metrics_config(&cli.interfaces)? {
-        Some(config) => {
-            let (publisher, snapshots) = Publisher::new();
-            let server = Server::start(config.addr, snapshots)?;
-            eprintln!("http-top: metrics at http://{}/metrics", server.addr);
-            let exporter = Exporter::new(&config, publisher).map_err(anyhow::Error::msg)?;
-            Some((exporter, server))
-        }
+        Some(config) => Some((Server::bind(config.addr)?, config)),
         None => None,
     };
 
+    let mut names: Option<Box<dyn names::Source>> = None;
     let source: Box<dyn PacketSource + Send> = if let Some(path) = &cli.read {
+        if cli.resolve_names {
+            names = Some(Box::new(names::InProcess { root: "/".into() }));
+        }
         Box::new(FileSource::open(path)?)
     } else {
         let live = LiveSource::open(&LiveOptions {
@@ -104,6 +110,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             ring_mb: cli.ring_mb,
             idle_timeout: Duration::from_secs(cli.idle_timeout),
         })?;
+        // Started while still root: the helper keeps the few capabilities its scan needs.
+        if !cli.no_names {
+            match Helper::spawn() {
+                Ok(h) => {
+                    tracing::info!(pid = h.pid(), "names helper started");
+                    names = Some(Box::new(h));
+                }
+                Err(e) => tracing::warn!("process and container names are off: {e:#}"),
+            }
+        }
         let who = privs::drop_privileges(cli.user.as_deref())?;
         tracing::info!(interfaces = ?cli.interfaces, uid = who.uid, gid = who.gid, "capturing; privileges dropped");
         eprintln!(
@@ -115,9 +131,31 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         );
         Box::new(live)
     };
+    let metrics = match metrics {
+        Some((bound, config)) => {
+            let (publisher, snapshots) = Publisher::new();
+            let server = bound.serve(snapshots)?;
+            eprintln!("http-top: metrics at http://{}/metrics", server.addr);
+            let exporter = Exporter::new(&config, publisher).map_err(anyhow::Error::msg)?;
+            Some((exporter, server))
+        }
+        None => None,
+    };
 
-    let opts = cli.session_options()?;
-    let stats = Stats::new(GroupKey::standard_set(&cli.group_by), cli.max_groups);
+    let mut opts = cli.session_options()?;
+    if let Some(source) = names {
+        let service = names::Service::start(source)?;
+        // The first exchanges wait for the first scan (a file is read faster than any scan; live,
+        // the ring holds what arrives meanwhile), so none is called remote for want of one.
+        if !service.wait_ready(Duration::from_secs(10)) {
+            tracing::warn!("no process and container names yet: the first scan takes long");
+        }
+        opts.names = Some(service);
+    }
+    let stats = Stats::new(
+        GroupKey::standard_set(&cli.group_by, opts.names.is_some()),
+        cli.max_groups,
+    );
     let (exporter, server) = metrics.unzip();
     let exporter = exporter.map(|e| Box::new(e) as Box<dyn session::Output + Send>);
     if cli.dashboard() {

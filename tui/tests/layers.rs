@@ -23,7 +23,7 @@ use std::{
 const LAYERS: &[&[&str]] = &[
     // Leaves: counters declared once; what every layer shares about a packet; text escaping;
     // number formatting.
-    &["counters", "packet", "text", "units"],
+    &["counters", "owner", "packet", "text", "units"],
     &["decode"],
     &["flow"],
     // The protocol seam and its parsers: HTTP/1.x today, HTTP/2 later.
@@ -32,6 +32,8 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline"],
     &["bpf"],
     &["capture"],
+    // Process and container names: reads /proc and runtime files (an edge, like capture).
+    &["names"],
     &["session"],
     &["output", "ui"],
     &["cli"],

@@ -46,15 +46,14 @@ fn check(ret: libc::c_int, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Drops to the target user (or to a capability-less root). Must be called after every privileged
-/// resource is open. Fails loudly rather than going on with privileges.
-pub fn drop_privileges(user: Option<&str>) -> anyhow::Result<DroppedTo> {
-    // Empty the bounding set first: it needs CAP_SETPCAP, which goes away below.
+/// Empties the bounding set but for the capabilities in `keep` (a mask of `CAP_*` bits), so that
+/// not even an `execve` could bring the others back. Needs CAP_SETPCAP, so it comes first.
+fn limit_bounding_set(keep: u64) -> anyhow::Result<()> {
     let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
         .unwrap_or(63);
-    for cap in 0..=last_cap {
+    for cap in (0..=last_cap).filter(|c| keep & (1 << c) == 0) {
         // SAFETY: prctl with integer arguments only.
         let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
         // EINVAL: this kernel does not know that capability.
@@ -66,21 +65,42 @@ pub fn drop_privileges(user: Option<&str>) -> anyhow::Result<DroppedTo> {
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
         "PR_SET_NO_NEW_PRIVS",
-    )?;
+    )
+}
 
+/// Switches groups, gid and uid (in that order: the uid last, while the others still may change).
+fn switch_user(uid: u32, gid: u32) -> anyhow::Result<()> {
+    let groups = [gid];
+    // SAFETY: plain syscalls with valid pointers/values.
+    unsafe {
+        check(libc::setgroups(1, groups.as_ptr()), "setgroups")?;
+        check(libc::setresgid(gid, gid, gid), "setresgid")?;
+        check(libc::setresuid(uid, uid, uid), "setresuid")?;
+    }
+    Ok(())
+}
+
+/// Drops to the target user (or to a capability-less root). Must be called after every privileged
+/// resource is open. Fails loudly rather than going on with privileges.
+pub fn drop_privileges(user: Option<&str>) -> anyhow::Result<DroppedTo> {
+    // capset(2) and the bounding set are per thread: a thread started earlier would keep root's
+    // capabilities.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(n) = status.lines().find_map(|l| l.strip_prefix("Threads:"))
+        && n.trim() != "1"
+    {
+        bail!(
+            "dropping privileges: {} threads already run (must be the only one)",
+            n.trim()
+        );
+    }
+    limit_bounding_set(0)?;
     if let Some((uid, gid)) = target(user)? {
-        let groups = [gid];
-        // SAFETY: plain syscalls with valid pointers/values; order matters (groups and gid while
-        // still privileged, uid last).
-        unsafe {
-            check(libc::setgroups(1, groups.as_ptr()), "setgroups")?;
-            check(libc::setresgid(gid, gid, gid), "setresgid")?;
-            check(libc::setresuid(uid, uid, uid), "setresuid")?;
-        }
+        switch_user(uid, gid)?;
     }
     // A uid change from 0 clears the permitted and effective sets; for a real root login (or to be
     // sure) clear them explicitly too.
-    clear_capabilities()?;
+    set_capabilities(0)?;
 
     // SAFETY: getters without arguments.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
@@ -92,7 +112,21 @@ pub fn drop_privileges(user: Option<&str>) -> anyhow::Result<DroppedTo> {
     Ok(DroppedTo { uid, gid })
 }
 
-fn clear_capabilities() -> anyhow::Result<()> {
+/// Becomes `uid`/`gid` keeping only the capabilities in `keep` (effective and permitted; bounding
+/// set limited to them; nothing inheritable): for a helper that needs a few, never all.
+pub fn restrict_to(keep: u64, uid: u32, gid: u32) -> anyhow::Result<()> {
+    limit_bounding_set(keep)?;
+    check(
+        // SAFETY: prctl with integer arguments only. Keeps the permitted set across the uid change.
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) },
+        "PR_SET_KEEPCAPS",
+    )?;
+    switch_user(uid, gid)?;
+    set_capabilities(keep)
+}
+
+/// Sets the effective and permitted sets to `mask`, the inheritable set to nothing.
+fn set_capabilities(mask: u64) -> anyhow::Result<()> {
     #[repr(C)]
     struct CapHeader {
         version: u32,
@@ -110,11 +144,12 @@ fn clear_capabilities() -> anyhow::Result<()> {
         version: 0x2008_0522,
         pid: 0,
     };
-    let data = [CapData {
-        effective: 0,
-        permitted: 0,
+    let word = |i: u32| (mask >> (32 * i)) as u32;
+    let data = [0, 1].map(|i| CapData {
+        effective: word(i),
+        permitted: word(i),
         inheritable: 0,
-    }; 2];
+    });
     // SAFETY: capset reads one header and two data structs, laid out as the kernel expects.
     let r = unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) };
     check(i32::try_from(r).unwrap_or(-1), "capset")

@@ -199,6 +199,23 @@ impl Ring {
         if r < 0 {
             return Err(os_err("binding the capture socket to the interface"));
         }
+        // Promiscuous, as tcpdump is by default: a bridge hands its device only the frames
+        // addressed to the host itself, not those it forwards between its ports (container to
+        // container on a docker bridge), unless the device is promiscuous. The membership is the
+        // socket's: it ends when the socket closes, and counts alongside other sockets' (packet(7)).
+        let mreq = libc::packet_mreq {
+            mr_ifindex: sll.sll_ifindex,
+            mr_type: libc::PACKET_MR_PROMISC as u16,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        setsockopt(
+            &ring.fd,
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &mreq,
+            "PACKET_ADD_MEMBERSHIP (promiscuous)",
+        )?;
         Ok(ring)
     }
 

@@ -16,14 +16,21 @@ pub fn neutralize(s: &str) -> String {
     }
 }
 
-/// Writes the rows of one grouping as CSV: `group`, then the columns of [`metric::CSV`].
+/// Writes the rows of one grouping as CSV: `group`, then the columns of [`metric::CSV`], then
+/// `name` (the container or process behind a server or client; added last, so the columns
+/// before it keep their places).
 pub fn write_csv<W: Write>(out: W, rows: &[Row], span: Period) -> csv::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(std::iter::once("group").chain(metric::CSV.iter().map(|m| m.csv_name())))?;
+    w.write_record(
+        std::iter::once("group")
+            .chain(metric::CSV.iter().map(|m| m.csv_name()))
+            .chain(["name"]),
+    )?;
     for r in rows {
         w.write_record(
             std::iter::once(neutralize(&r.group))
-                .chain(metric::CSV.iter().map(|m| m.cell(&r.agg, span, Style::Csv))),
+                .chain(metric::CSV.iter().map(|m| m.cell(&r.agg, span, Style::Csv)))
+                .chain([neutralize(r.name.as_deref().unwrap_or(""))]),
         )?;
     }
     w.flush()?;

@@ -36,6 +36,16 @@ struct JsonExchange {
     /// A gRPC call's status name (`OK`, `NOT_FOUND`... `none` when none came); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     grpc: Option<String>,
+    /// Who stands behind each side, as grouped under `process`, `container`, `client-process`
+    /// and `client-container`; absent when names are not looked up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_process: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_process: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_container: Option<String>,
 }
 
 /// Writes one exchange as a JSON line. Wire bytes are escaped like everywhere else (`\xNN`), so the
@@ -73,6 +83,19 @@ pub fn write_json_line<W: Write>(mut out: W, e: &Exchange) -> std::io::Result<()
         truncated: e.truncated,
         gap: e.gap,
         grpc: (e.grpc != Grpc::No).then(|| GroupKey::Grpc.label(e)),
+        server_process: e.server_owner.as_ref().map(|_| GroupKey::Process.label(e)),
+        server_container: e
+            .server_owner
+            .as_ref()
+            .map(|_| GroupKey::Container.label(e)),
+        client_process: e
+            .client_owner
+            .as_ref()
+            .map(|_| GroupKey::ClientProcess.label(e)),
+        client_container: e
+            .client_owner
+            .as_ref()
+            .map(|_| GroupKey::ClientContainer.label(e)),
     };
     serde_json::to_writer(&mut out, &j)?;
     out.write_all(b"\n")

@@ -41,7 +41,7 @@ pub fn table(stats: &Stats, k: usize) -> String {
             .chain(metric::TABLE.iter().map(|m| m.cell(a, span, Style::Human)))
             .collect()
     };
-    let mut body: Vec<Vec<String>> = rows.iter().map(|r| cells(&r.group, &r.agg)).collect();
+    let mut body: Vec<Vec<String>> = rows.iter().map(|r| cells(&r.title(), &r.agg)).collect();
     if rows.len() > 1 {
         body.push(cells("TOTAL", stats.total()));
     }

@@ -144,6 +144,10 @@ pub struct Exchange {
     pub route: Option<std::sync::Arc<str>>,
     /// Whether it was a gRPC call, and its status.
     pub grpc: Grpc,
+    /// Who stands behind the server and the client (process, container), found by the session's
+    /// name resolver (`names`); `None` when names are not looked up.
+    pub server_owner: Option<std::sync::Arc<crate::owner::Owner>>,
+    pub client_owner: Option<std::sync::Arc<crate::owner::Owner>>,
 }
 
 /// A gRPC call's outcome (content-type `application/grpc...`).

@@ -24,6 +24,7 @@ use crate::{
     capture::{CaptureStats, Next, PacketSource, file::FileSource},
     decode::Segment,
     flow::FlowConfig,
+    names::{Resolver, Service},
     packet::Packet,
     pipeline::{Pipeline, Totals},
     proto::Exchange,
@@ -144,13 +145,23 @@ pub enum Event {
     Tick(u64),
 }
 
-/// Hands an event to the outputs; an exchange gets its route first, here on the session's one
-/// thread, so every output (and every run over the same capture) sees the same route.
-fn deliver(out: &mut dyn Output, router: &mut Router, ev: Event) -> anyhow::Result<()> {
+/// What the session adds to every exchange before an output sees it.
+struct Naming {
+    router: Router,
+    resolver: Option<Resolver>,
+}
+
+/// Hands an event to the outputs; an exchange gets its route and its endpoints' owners first,
+/// here on the session's one thread, so every output (and every run over the same capture) sees
+/// the same names.
+fn deliver(out: &mut dyn Output, naming: &mut Naming, ev: Event) -> anyhow::Result<()> {
     match ev {
         Event::Exchange(mut e) => {
             if e.request_seen && !e.unparsable {
-                e.route = e.target().map(|t| router.route(path_of(t)));
+                e.route = e.target().map(|t| naming.router.route(path_of(t)));
+            }
+            if let Some(r) = &mut naming.resolver {
+                r.resolve(&mut e);
             }
             out.exchange(&e)
         }
@@ -250,6 +261,8 @@ pub struct Options {
     pub live: bool,
     /// How request paths become routes.
     pub routes: RouteConfig,
+    /// Where process and container names come from (`None`: not looked up).
+    pub names: Option<Service>,
 }
 
 fn wall_ns() -> u64 {
@@ -315,7 +328,10 @@ fn drive<E: Engine>(
 ) -> anyhow::Result<Health> {
     let live = opts.live;
     let mut engine = start()?;
-    let mut router = Router::new(opts.routes.clone());
+    let mut naming = Naming {
+        router: Router::new(opts.routes.clone()),
+        resolver: opts.names.clone().map(Resolver::new),
+    };
     let packets = out.wants_packets();
     let mut ticker = Ticker::new(opts.tick);
     let deadline = opts.duration.map(|d| Instant::now() + d);
@@ -382,7 +398,7 @@ fn drive<E: Engine>(
                     break;
                 };
                 // Next pass: fresh connections, timestamps continuing after this pass.
-                engine.finish(&mut |ev| deliver(out, &mut router, ev))?;
+                engine.finish(&mut |ev| deliver(out, &mut naming, ev))?;
                 engine = start()?;
                 offset = offset.saturating_add(
                     last_ts.saturating_sub(first_ts.unwrap_or(last_ts)) + 1_000_000_000,
@@ -395,7 +411,7 @@ fn drive<E: Engine>(
         if let Some(seg) = closing {
             source.observe(&seg);
         }
-        engine.poll(&mut |ev| deliver(out, &mut router, ev))?;
+        engine.poll(&mut |ev| deliver(out, &mut naming, ev))?;
         if quiet || since_wake >= WAKE_EVERY {
             since_wake = 0;
             let now = if live {
@@ -419,7 +435,7 @@ fn drive<E: Engine>(
     if let Some(p) = source.problem() {
         tracing::warn!("capture file ends with an unreadable record ({p}); stopping there");
     }
-    engine.finish(&mut |ev| deliver(out, &mut router, ev))?;
+    engine.finish(&mut |ev| deliver(out, &mut naming, ev))?;
     let h = health(&engine, &mut *source);
     out.health(&h)?;
     out.end(&h)?;

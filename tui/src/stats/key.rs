@@ -8,6 +8,7 @@ use std::{
 
 use super::OTHER;
 use crate::{
+    owner::{self, Owner},
     proto::{Exchange, Grpc, Protocol},
     text::printable,
 };
@@ -45,6 +46,14 @@ pub enum GroupKey {
     /// A gRPC call's status code name (`OK`, `NOT_FOUND`...), `none` when it ended with no
     /// status on the wire; `_unspecified` for what is not gRPC.
     Grpc,
+    /// The process holding the server's listening socket, `comm[pid]` (see [`crate::owner`]).
+    Process,
+    /// The server's container, named network namespace, or `host`.
+    Container,
+    /// The process holding the client's connected socket.
+    ClientProcess,
+    /// The client's container, named network namespace, or `host`.
+    ClientContainer,
 }
 
 /// The gRPC status codes' names, by code (the gRPC spec's `statuscodes.md`).
@@ -83,6 +92,10 @@ impl FromStr for GroupKey {
             "status" => Self::Status,
             "proto" => Self::Proto,
             "grpc" => Self::Grpc,
+            "process" => Self::Process,
+            "container" => Self::Container,
+            "client-process" => Self::ClientProcess,
+            "client-container" => Self::ClientContainer,
             _ => {
                 if let Some(n) = s.strip_prefix("path:") {
                     let n: usize = n
@@ -100,7 +113,8 @@ impl FromStr for GroupKey {
                 } else {
                     return Err(format!(
                         "unknown grouping key {s:?}: use server, port, client, host, route, path, \
-                         path:N, query:NAME, method, status, proto or grpc"
+                         path:N, query:NAME, method, status, proto, grpc, process, container, \
+                         client-process or client-container"
                     ));
                 }
             }
@@ -123,14 +137,25 @@ impl fmt::Display for GroupKey {
             Self::Status => f.write_str("status"),
             Self::Proto => f.write_str("proto"),
             Self::Grpc => f.write_str("grpc"),
+            Self::Process => f.write_str("process"),
+            Self::Container => f.write_str("container"),
+            Self::ClientProcess => f.write_str("client-process"),
+            Self::ClientContainer => f.write_str("client-container"),
         }
     }
 }
 
 impl GroupKey {
-    /// The keys a user can switch between by default, with `first` in front.
-    pub fn standard_set(first: &Self) -> Vec<Self> {
+    /// The keys a user can switch between by default, with `first` in front; the four name keys
+    /// only when names are looked up (`names`).
+    pub fn standard_set(first: &Self, names: bool) -> Vec<Self> {
         let mut keys = vec![first.clone()];
+        let name_keys = [
+            Self::Process,
+            Self::Container,
+            Self::ClientProcess,
+            Self::ClientContainer,
+        ];
         for k in [
             Self::Server,
             Self::Port,
@@ -144,7 +169,10 @@ impl GroupKey {
             Self::Status,
             Self::Proto,
             Self::Grpc,
-        ] {
+        ]
+        .into_iter()
+        .chain(name_keys.into_iter().filter(|_| names))
+        {
             if !keys.contains(&k) {
                 keys.push(k);
             }
@@ -193,6 +221,42 @@ impl GroupKey {
                     (Protocol::Http2, Grpc::No) => PROTO_H2C,
                     (p, Grpc::No) => p as u8,
                 });
+            }
+            Self::Process | Self::ClientProcess => {
+                out.push(TAG_VALUE);
+                let owner = if *self == Self::Process {
+                    &e.server_owner
+                } else {
+                    &e.client_owner
+                };
+                match owner.as_deref() {
+                    None => out.push(OWNER_UNRESOLVED),
+                    Some(Owner::Remote) => out.push(OWNER_REMOTE),
+                    Some(Owner::Local { process: None, .. }) => out.push(OWNER_UNKNOWN),
+                    Some(Owner::Local {
+                        process: Some(p), ..
+                    }) => {
+                        out.push(OWNER_NAMED);
+                        out.extend_from_slice(&p.pid.to_be_bytes());
+                        out.extend_from_slice(p.comm.as_bytes());
+                    }
+                }
+            }
+            Self::Container | Self::ClientContainer => {
+                out.push(TAG_VALUE);
+                let owner = if *self == Self::Container {
+                    &e.server_owner
+                } else {
+                    &e.client_owner
+                };
+                match owner.as_deref() {
+                    None => out.push(OWNER_UNRESOLVED),
+                    Some(Owner::Remote) => out.push(OWNER_REMOTE),
+                    Some(Owner::Local { container, .. }) => {
+                        out.push(OWNER_NAMED);
+                        out.extend_from_slice(container.as_bytes());
+                    }
+                }
             }
             Self::Grpc => match e.grpc {
                 Grpc::No => out.push(TAG_UNSPECIFIED),
@@ -289,6 +353,22 @@ impl GroupKey {
                 }
                 _ => "none".to_owned(),
             },
+            Self::Process | Self::ClientProcess | Self::Container | Self::ClientContainer => {
+                match v.split_first() {
+                    Some((&OWNER_REMOTE, _)) => owner::REMOTE.to_owned(),
+                    Some((&OWNER_UNKNOWN, _)) => owner::UNKNOWN.to_owned(),
+                    // Names were made printable when found.
+                    Some((&OWNER_NAMED, rest)) => match self {
+                        Self::Process | Self::ClientProcess if rest.len() >= 4 => {
+                            let (pid, comm) = rest.split_at(4);
+                            let pid = u32::from_be_bytes([pid[0], pid[1], pid[2], pid[3]]);
+                            format!("{}[{pid}]", String::from_utf8_lossy(comm))
+                        }
+                        _ => String::from_utf8_lossy(rest).into_owned(),
+                    },
+                    _ => owner::UNRESOLVED.to_owned(),
+                }
+            }
             _ => printable(v),
         }
     }
@@ -300,6 +380,12 @@ const TAG_UNKNOWN: u8 = 1;
 const TAG_UNSPECIFIED: u8 = 2;
 const TAG_OTHER: u8 = 3;
 const TAG_UNPARSABLE: u8 = 4;
+
+/// What follows [`TAG_VALUE`] in a process or container group's raw form.
+const OWNER_UNRESOLVED: u8 = 0;
+const OWNER_REMOTE: u8 = 1;
+const OWNER_UNKNOWN: u8 = 2;
+const OWNER_NAMED: u8 = 3;
 
 /// Raw `proto` groups beyond the [`Protocol`] values.
 const PROTO_H2C: u8 = 0xfe;
@@ -395,8 +481,22 @@ mod tests {
     #[test]
     fn keys_parse_and_print() {
         for k in [
-            "server", "port", "client", "host", "route", "path", "path:3", "query:s", "method",
-            "status", "proto", "grpc",
+            "server",
+            "port",
+            "client",
+            "host",
+            "route",
+            "path",
+            "path:3",
+            "query:s",
+            "method",
+            "status",
+            "proto",
+            "grpc",
+            "process",
+            "container",
+            "client-process",
+            "client-container",
         ] {
             assert_eq!(k.parse::<GroupKey>().unwrap().to_string(), k);
         }

@@ -9,12 +9,15 @@ pub mod key;
 pub mod metric;
 pub mod route;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use hdrhistogram::Histogram;
 
 pub use self::key::GroupKey;
-use crate::proto::{Exchange, Grpc};
+use crate::{
+    owner::Owner,
+    proto::{Exchange, Grpc},
+};
 
 /// Label of the overflow group.
 pub const OTHER: &str = "_other";
@@ -175,6 +178,9 @@ struct Table {
     /// table.
     groups: HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
     aggs: Vec<Agg>,
+    /// Per group of the `server` and `client` keys: who was behind it in its latest exchange (the
+    /// name shown next to the address); empty for other keys.
+    owners: Vec<Option<Arc<Owner>>>,
     /// The last group added to, by raw form: consecutive exchanges mostly share a server, a
     /// port, a host, a status, and then no hash is needed (lookups were a tenth of a run).
     last: Option<(Vec<u8>, usize)>,
@@ -213,6 +219,22 @@ impl Table {
         self.aggs.len() - 1
     }
 
+    /// Records who stood behind group `i`, unless it is the same one (most often: one pointer
+    /// compared per exchange).
+    fn note_owner(&mut self, i: usize, owner: &Option<Arc<Owner>>) {
+        if self.owners.len() <= i {
+            self.owners.resize(i + 1, None);
+        }
+        let same = match (&self.owners[i], owner) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same && owner.is_some() {
+            self.owners[i].clone_from(owner);
+        }
+    }
+
     fn remember(&mut self, raw: &[u8], i: usize) {
         let last = self.last.get_or_insert_with(|| (Vec::new(), 0));
         last.0.clear();
@@ -242,6 +264,19 @@ pub struct Stats {
 pub struct Row {
     pub group: String,
     pub agg: Agg,
+    /// For `server` and `client` groups: the container or process behind the address, when the
+    /// names were looked up and it lives on this machine.
+    pub name: Option<String>,
+}
+
+impl Row {
+    /// The group as shown in tables: `orders-api 172.18.0.3:8080` when a name is known.
+    pub fn title(&self) -> std::borrow::Cow<'_, str> {
+        match &self.name {
+            Some(n) => format!("{n} {}", self.group).into(),
+            None => self.group.as_str().into(),
+        }
+    }
 }
 
 impl Stats {
@@ -286,6 +321,12 @@ impl Stats {
             key.write_raw(e, &mut label);
             let i = table.index(&label, self.max_groups);
             table.aggs[i].add(e);
+            let owner = match key {
+                GroupKey::Server => &e.server_owner,
+                GroupKey::Client => &e.client_owner,
+                _ => continue,
+            };
+            table.note_owner(i, owner);
         }
         self.label_buf = label;
     }
@@ -347,6 +388,12 @@ impl Stats {
             .map(|(g, &i)| Row {
                 group: key.display(g),
                 agg: t.aggs[i].clone(),
+                name: t
+                    .owners
+                    .get(i)
+                    .and_then(Option::as_deref)
+                    .and_then(Owner::short_name)
+                    .map(str::to_owned),
             })
             .collect();
         rows.sort_by(|a, b| {

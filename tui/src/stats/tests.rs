@@ -34,13 +34,15 @@ fn ex(
         truncated: false,
         gap: false,
         route: None,
+        server_owner: None,
+        client_owner: None,
         grpc: crate::proto::Grpc::No,
     }
 }
 
 #[test]
 fn every_key_sees_every_exchange_and_groups_add_up() {
-    let keys: Vec<GroupKey> = GroupKey::standard_set(&GroupKey::Server);
+    let keys: Vec<GroupKey> = GroupKey::standard_set(&GroupKey::Server, false);
     let mut s = Stats::new(keys.clone(), 100);
     let xs = [
         ex(

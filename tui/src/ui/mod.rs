@@ -199,7 +199,7 @@ impl App {
                 let rows = stats
                     .rows(self.key_idx)
                     .into_iter()
-                    .filter(|r| needle.is_empty() || r.group.to_lowercase().contains(&needle))
+                    .filter(|r| needle.is_empty() || r.title().to_lowercase().contains(&needle))
                     .collect();
                 (rows, stats.span())
             }

@@ -84,7 +84,7 @@ fn fmt_count(n: u64, f: Format) -> String {
 /// The text of one cell.
 pub fn cell(app: &App, c: Column, r: &Row, span: Period, group_w: u16) -> String {
     match c.metric(app.rates) {
-        None => ellipsize(&r.group, usize::from(group_w)),
+        None => ellipsize(&r.title(), usize::from(group_w)),
         Some(m) => m.cell(&r.agg, span, app.units.into()),
     }
 }

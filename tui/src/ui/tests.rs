@@ -25,7 +25,7 @@ fn demo_exchanges() -> (Vec<Exchange>, u64) {
 
 fn app() -> App {
     let (ex, now) = demo_exchanges();
-    let stats = Stats::new(GroupKey::standard_set(&GroupKey::Server), 1000);
+    let stats = Stats::new(GroupKey::standard_set(&GroupKey::Server, false), 1000);
     let mut a = App::new(
         stats,
         "demo.pcap".into(),
@@ -421,7 +421,7 @@ fn the_dashboard_never_prints_wire_bytes_raw() {
             Some(b"evil\x1b]0;pwned\x07\x1b[2J.example"),
         ));
     }
-    let stats = Stats::new(GroupKey::standard_set(&GroupKey::Host), 1000);
+    let stats = Stats::new(GroupKey::standard_set(&GroupKey::Host, false), 1000);
     let mut a = App::new(stats, "x".into(), Units::Human, std::env::temp_dir());
     a.ingest(ex);
     let t = render(&mut a, 120, 20);

@@ -78,6 +78,11 @@ pub fn label_name(key: &GroupKey) -> Result<String, String> {
         // OpenTelemetry's name for an RPC system, and the gRPC status code's.
         GroupKey::Proto => "http_top_protocol".into(),
         GroupKey::Grpc => "rpc_grpc_status_code".into(),
+        // OpenTelemetry's resource names, for the server's side and the client's.
+        GroupKey::Process => "process_executable_name".into(),
+        GroupKey::Container => "container_name".into(),
+        GroupKey::ClientProcess => "client_process_executable_name".into(),
+        GroupKey::ClientContainer => "client_container_name".into(),
         GroupKey::Server | GroupKey::Port | GroupKey::Route | GroupKey::Method => {
             return Err(format!(
                 "{key} is a label of every series already (server_address, server_port, \

@@ -84,14 +84,34 @@ pub struct Server {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The endpoint's socket, bound but not served yet.
+pub struct Bound {
+    listener: std::net::TcpListener,
+    pub addr: SocketAddr,
+}
+
 impl Server {
-    /// Binds `addr` now (so a taken port is an error before capture starts) and serves on a
-    /// thread of its own.
-    pub fn start(addr: SocketAddr, snapshots: Snapshots) -> anyhow::Result<Self> {
+    /// Binds `addr` now, so a taken port is an error before capture starts. Serving
+    /// ([`Bound::serve`]) comes after privileges are dropped: a thread started before would keep
+    /// root's capabilities (capset(2) changes only the calling thread).
+    pub fn bind(addr: SocketAddr) -> anyhow::Result<Bound> {
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr} for --metrics"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        Ok(Bound { listener, addr })
+    }
+
+    /// Binds and serves at once (no privileges to drop in between).
+    pub fn start(addr: SocketAddr, snapshots: Snapshots) -> anyhow::Result<Self> {
+        Self::bind(addr)?.serve(snapshots)
+    }
+}
+
+impl Bound {
+    /// Serves on a thread of its own.
+    pub fn serve(self, snapshots: Snapshots) -> anyhow::Result<Server> {
+        let Self { listener, addr } = self;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("metrics".into())
@@ -114,13 +134,15 @@ impl Server {
                 });
             })
             .context("starting the metrics thread")?;
-        Ok(Self {
+        Ok(Server {
             addr,
             stop: Some(stop),
             thread: Some(thread),
         })
     }
+}
 
+impl Server {
     /// Keeps serving for `linger` after the session ended (a last scrape), or until `stop`.
     pub fn linger(&self, linger: Duration, stop: &AtomicBool) {
         let until = std::time::Instant::now() + linger;

@@ -29,6 +29,8 @@ fn ex(method: &[u8], target: &[u8], status: Option<u16>, lat_ms: u64) -> Exchang
         gap: false,
         route: Some(routes.route(crate::stats::key::path_of(target))),
         grpc: crate::proto::Grpc::No,
+        server_owner: None,
+        client_owner: None,
     }
 }
 

@@ -441,6 +441,8 @@ impl H2Conn {
             truncated: !complete,
             gap: s.gap,
             route: None,
+            server_owner: None,
+            client_owner: None,
             grpc: match (s.grpc, s.grpc_status) {
                 (false, _) => Grpc::No,
                 (true, Some(code)) => Grpc::Status(code),

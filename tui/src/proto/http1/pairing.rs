@@ -231,6 +231,8 @@ impl Http1Conn {
             truncated: resp.is_some_and(|r| r.truncated),
             gap: req.gap || resp.is_some_and(|r| r.gap),
             route: None,
+            server_owner: None,
+            client_owner: None,
             grpc: crate::proto::Grpc::No,
         });
     }

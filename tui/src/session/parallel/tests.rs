@@ -34,7 +34,7 @@ fn groups(s: &Stats) -> Vec<Group> {
 /// A file through `engine`, ticking every second of capture time.
 fn read(path: &Path, engine: &mut dyn Engine) -> (Stats, u64) {
     let mut src = FileSource::open(path).unwrap();
-    let mut stats = Stats::new(GroupKey::standard_set(&GroupKey::Server), 1000);
+    let mut stats = Stats::new(GroupKey::standard_set(&GroupKey::Server, false), 1000);
     let mut seen = 0u64;
     let mut each = |ev: Event| {
         match ev {
