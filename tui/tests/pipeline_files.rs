@@ -43,10 +43,11 @@ fn csv(file: &Path, key: &str) -> (BTreeMap<String, Row>, String) {
     let text = std::fs::read_to_string(&out_csv).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    // The columns scripts know, unchanged; new ones only appended.
+    // The columns scripts know, unchanged; new ones only appended (`name`: the process or
+    // container behind a server or client).
     assert_eq!(
         header.join(","),
-        "group,requests,responses,no_response,bytes_in,bytes_out,status_1xx,status_2xx,status_3xx,status_4xx,status_5xx,success_rate,latency_min_ms,latency_avg_ms,latency_max_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms,ttfb_avg_ms,ttfb_p99_ms,gap_affected"
+        "group,requests,responses,no_response,bytes_in,bytes_out,status_1xx,status_2xx,status_3xx,status_4xx,status_5xx,success_rate,latency_min_ms,latency_avg_ms,latency_max_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms,ttfb_avg_ms,ttfb_p99_ms,gap_affected,name"
     );
     let mut rows = BTreeMap::new();
     for line in lines {

@@ -38,7 +38,8 @@ use crate::{
 
 /// Time between two scans when nothing asks.
 pub const PERIOD: Duration = Duration::from_secs(5);
-/// Shortest time between two scans, however often an unknown endpoint asks.
+/// Shortest time between two scans, however often an unknown endpoint asks (longer where a scan
+/// is slow: four times its duration).
 pub const MIN_GAP: Duration = Duration::from_millis(500);
 /// Most endpoints a resolver remembers between two scans (then it starts over).
 const CACHE_CAP: usize = 65_536;
@@ -265,11 +266,15 @@ impl Service {
             .name("names".into())
             .spawn(move || {
                 let mut last: Option<Instant> = None;
+                let mut cost = Duration::ZERO;
                 loop {
                     let Some(shared) = weak.upgrade() else { return };
-                    let due = last.is_none_or(|t| t.elapsed() >= PERIOD);
+                    // A machine where a scan is slow is scanned less often: at most a quarter of a
+                    // core on demand, a twentieth periodically.
+                    let (gap, period) = (MIN_GAP.max(cost * 4), PERIOD.max(cost * 20));
+                    let due = last.is_none_or(|t| t.elapsed() >= period);
                     let asked = shared.wanted.load(Ordering::Relaxed)
-                        && last.is_none_or(|t| t.elapsed() >= MIN_GAP);
+                        && last.is_none_or(|t| t.elapsed() >= gap);
                     if due || asked {
                         shared.wanted.store(false, Ordering::Relaxed);
                         let t0 = Instant::now();
@@ -278,6 +283,7 @@ impl Service {
                             .snapshot()
                             .and_then(|s| Index::build(s, generation).map_err(anyhow::Error::msg));
                         last = Some(Instant::now());
+                        cost = t0.elapsed();
                         shared.scans.fetch_add(1, Ordering::Relaxed);
                         shared.scan_us.fetch_add(
                             u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX),

@@ -62,13 +62,30 @@ const MAX_FILE: u64 = 64 << 20;
 
 fn read(path: &Path) -> Option<String> {
     use std::io::Read;
-    let mut s = String::new();
-    fs::File::open(path)
-        .ok()?
-        .take(MAX_FILE)
-        .read_to_string(&mut s)
-        .ok()?;
-    Some(s)
+    // Large reads: each read of /proc/net/tcp goes on walking the kernel's connection hash table
+    // (one for all namespaces), and std's small first reads (32 bytes, then doubling) made a scan
+    // of 30 namespaces take 0.59 s instead of 0.42 s. A short read is not the end: seq_file hands
+    // over at most a page per read.
+    const CHUNK: usize = 256 << 10;
+    let mut f = fs::File::open(path).ok()?;
+    let mut buf = Vec::new();
+    loop {
+        let at = buf.len();
+        if at as u64 >= MAX_FILE {
+            break;
+        }
+        buf.resize(at + CHUNK, 0);
+        match f.read(&mut buf[at..]) {
+            Ok(0) => {
+                buf.truncate(at);
+                break;
+            }
+            Ok(n) => buf.truncate(at + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(at),
+            Err(_) => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// `net:[4026531840]` -> 4026531840 (also `socket:[N]` with `prefix` `socket`).
