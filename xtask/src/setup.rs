@@ -35,7 +35,10 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("nghttp2-server", "/usr/sbin/nghttpd"),
     ("tshark", "/usr/bin/tshark"),
     // The h2c upgrade test's server (tests/support/h2c_server.py).
-    ("python3-h2", "/usr/lib/python3/dist-packages/h2/__init__.py"),
+    (
+        "python3-h2",
+        "/usr/lib/python3/dist-packages/h2/__init__.py",
+    ),
     (
         "python3-grpcio",
         "/usr/lib/python3/dist-packages/grpc/__init__.py",

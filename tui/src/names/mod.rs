@@ -91,8 +91,6 @@ impl Index {
                 .processes
                 .into_iter()
                 .map(|p| Process {
-                    // Escaped here, once: a process names itself, and a runtime's file is written
-                    // by whoever made the container.
                     comm: Arc::from(crate::text::printable(p.comm.as_bytes())),
                     pid: p.pid,
                 })
@@ -100,9 +98,6 @@ impl Index {
             generation,
             ..Self::default()
         };
-        for l in &mut ix.labels {
-            *l = Arc::from(crate::text::printable(l.as_bytes()));
-        }
         for (i, n) in s.namespaces.iter().enumerate() {
             let i = u32::try_from(i).map_err(|_| "too many namespaces")?;
             if n.inode == s.self_netns {
@@ -217,10 +212,6 @@ struct Shared {
     index: RwLock<Arc<Index>>,
     generation: AtomicU64,
     wanted: AtomicBool,
-    scans: AtomicU64,
-    failures: AtomicU64,
-    /// Wall time of the scans, µs (for the cost figures).
-    scan_us: AtomicU64,
     thread: std::sync::OnceLock<Thread>,
 }
 
@@ -241,14 +232,6 @@ impl std::fmt::Debug for Service {
     }
 }
 
-/// What the service did so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ServiceStats {
-    pub scans: u64,
-    pub failures: u64,
-    pub scan_us: u64,
-}
-
 impl Service {
     /// Starts scanning from `source` (the first scan begins at once).
     pub fn start(mut source: Box<dyn Source>) -> anyhow::Result<Self> {
@@ -256,9 +239,6 @@ impl Service {
             index: RwLock::new(Arc::new(Index::default())),
             generation: AtomicU64::new(0),
             wanted: AtomicBool::new(true),
-            scans: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            scan_us: AtomicU64::new(0),
             thread: std::sync::OnceLock::new(),
         });
         let weak = Arc::downgrade(&shared);
@@ -284,11 +264,6 @@ impl Service {
                             .and_then(|s| Index::build(s, generation).map_err(anyhow::Error::msg));
                         last = Some(Instant::now());
                         cost = t0.elapsed();
-                        shared.scans.fetch_add(1, Ordering::Relaxed);
-                        shared.scan_us.fetch_add(
-                            u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX),
-                            Ordering::Relaxed,
-                        );
                         match result {
                             Ok(ix) => {
                                 *shared.index.write().unwrap_or_else(|e| e.into_inner()) =
@@ -296,7 +271,6 @@ impl Service {
                                 shared.generation.store(generation, Ordering::Release);
                             }
                             Err(e) => {
-                                shared.failures.fetch_add(1, Ordering::Relaxed);
                                 tracing::warn!("looking up process and container names: {e:#}");
                             }
                         }
@@ -335,14 +309,6 @@ impl Service {
             std::thread::sleep(Duration::from_millis(5));
         }
         true
-    }
-
-    pub fn stats(&self) -> ServiceStats {
-        ServiceStats {
-            scans: self.shared.scans.load(Ordering::Relaxed),
-            failures: self.shared.failures.load(Ordering::Relaxed),
-            scan_us: self.shared.scan_us.load(Ordering::Relaxed),
-        }
     }
 }
 

@@ -222,36 +222,27 @@ impl GroupKey {
                     (p, Grpc::No) => p as u8,
                 });
             }
-            Self::Process | Self::ClientProcess => {
+            Self::Process | Self::ClientProcess | Self::Container | Self::ClientContainer => {
                 out.push(TAG_VALUE);
-                let owner = if *self == Self::Process {
+                let owner = if matches!(self, Self::Process | Self::Container) {
                     &e.server_owner
                 } else {
                     &e.client_owner
                 };
+                let process = matches!(self, Self::Process | Self::ClientProcess);
                 match owner.as_deref() {
                     None => out.push(OWNER_UNRESOLVED),
                     Some(Owner::Remote) => out.push(OWNER_REMOTE),
-                    Some(Owner::Local { process: None, .. }) => out.push(OWNER_UNKNOWN),
+                    Some(Owner::Local { process: None, .. }) if process => {
+                        out.push(OWNER_UNKNOWN);
+                    }
                     Some(Owner::Local {
                         process: Some(p), ..
-                    }) => {
+                    }) if process => {
                         out.push(OWNER_NAMED);
                         out.extend_from_slice(&p.pid.to_be_bytes());
                         out.extend_from_slice(p.comm.as_bytes());
                     }
-                }
-            }
-            Self::Container | Self::ClientContainer => {
-                out.push(TAG_VALUE);
-                let owner = if *self == Self::Container {
-                    &e.server_owner
-                } else {
-                    &e.client_owner
-                };
-                match owner.as_deref() {
-                    None => out.push(OWNER_UNRESOLVED),
-                    Some(Owner::Remote) => out.push(OWNER_REMOTE),
                     Some(Owner::Local { container, .. }) => {
                         out.push(OWNER_NAMED);
                         out.extend_from_slice(container.as_bytes());

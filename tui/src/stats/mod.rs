@@ -225,13 +225,10 @@ impl Table {
         if self.owners.len() <= i {
             self.owners.resize(i + 1, None);
         }
-        let same = match (&self.owners[i], owner) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if !same && owner.is_some() {
-            self.owners[i].clone_from(owner);
+        if let Some(o) = owner
+            && !self.owners[i].as_ref().is_some_and(|a| Arc::ptr_eq(a, o))
+        {
+            self.owners[i] = Some(Arc::clone(o));
         }
     }
 

@@ -68,6 +68,20 @@ impl Netns {
         Self(name)
     }
 
+    /// Gives `dev` (already in this namespace) the IPv4 `addr`/24 and brings it up.
+    pub fn address(&self, dev: &str, addr: &str) {
+        ip(&[
+            "-n",
+            &self.0,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            dev,
+        ]);
+        ip(&["-n", &self.0, "link", "set", dev, "up"]);
+    }
+
     pub fn exec(&self, prog: &str) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.0, prog]);
@@ -167,16 +181,7 @@ impl Link {
             (&router, &vrs, &rs),
             (&server, &vs, &s),
         ] {
-            ip(&[
-                "-n",
-                &ns.0,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                dev,
-            ]);
-            ip(&["-n", &ns.0, "link", "set", dev, "up"]);
+            ns.address(dev, addr);
         }
         ip(&["-n", &client.0, "route", "add", "default", "via", &rc]);
         ip(&["-n", &server.0, "route", "add", "default", "via", &rs]);
