@@ -50,4 +50,31 @@ mod tests {
         assert_eq!(neutralize("/api"), "/api");
         assert_eq!(neutralize("10.0.0.1:80"), "10.0.0.1:80");
     }
+
+    #[test]
+    fn the_name_is_the_last_column() {
+        let row = |name: Option<&str>| Row {
+            group: "10.0.0.9:80".into(),
+            agg: crate::stats::Agg::default(),
+            name: name.map(str::to_owned),
+        };
+        let mut out = Vec::new();
+        let span = Period {
+            tick_s: 1.0,
+            elapsed_s: 1.0,
+        };
+        write_csv(
+            &mut out,
+            &[row(Some("orders-api")), row(None), row(Some("=cmd"))],
+            span,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with(",gap_affected,name"), "{text}");
+        assert!(lines[1].starts_with("10.0.0.9:80,") && lines[1].ends_with(",orders-api"));
+        assert!(lines[2].ends_with(','), "{text}");
+        // A name is text from a machine's files: neutralized like a group.
+        assert!(lines[3].ends_with(",'=cmd"), "{text}");
+    }
 }

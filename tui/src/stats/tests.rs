@@ -211,3 +211,46 @@ fn unknown_requests_and_tick_rates() {
     // The orphan response is a response but not a request.
     assert_eq!((s.total().requests, s.total().responses), (2, 3));
 }
+
+#[test]
+fn owners_name_groups_and_group_under_their_own_keys() {
+    use crate::owner::{Owner, Process};
+    let keys = GroupKey::standard_set(&GroupKey::Server, true);
+    let mut s = Stats::new(keys.clone(), 100);
+    let idx = |k: GroupKey| keys.iter().position(|x| *x == k).unwrap();
+    let api = std::sync::Arc::new(Owner::Local {
+        container: "orders-api".into(),
+        process: Some(Process {
+            comm: "nginx".into(),
+            pid: 812,
+        }),
+    });
+    let host_client = std::sync::Arc::new(Owner::Local {
+        container: crate::owner::HOST.into(),
+        process: None,
+    });
+    // Names arrive after the first exchange (the first scan had not seen the server yet): the
+    // group stays one group, and takes the name.
+    let mut first = ex("10.0.0.1:1", "10.0.0.9:80", "GET", "/", Some(200), 1, 10);
+    first.server_owner = Some(std::sync::Arc::new(Owner::Remote));
+    s.add(&first);
+    let mut named = ex("10.0.0.1:2", "10.0.0.9:80", "GET", "/", Some(200), 2, 10);
+    named.server_owner = Some(api.clone());
+    named.client_owner = Some(host_client);
+    s.add(&named);
+    let server = s.rows(idx(GroupKey::Server));
+    assert_eq!(server.len(), 1);
+    assert_eq!(server[0].name.as_deref(), Some("orders-api"));
+    assert_eq!(server[0].title(), "orders-api 10.0.0.9:80");
+    // A client on the host with no socket found: no name beside it.
+    assert_eq!(s.rows(idx(GroupKey::Client))[0].title(), "10.0.0.1");
+    let labels = |k: GroupKey| -> Vec<String> {
+        let mut v: Vec<String> = s.rows(idx(k)).into_iter().map(|r| r.group).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(labels(GroupKey::Process), ["_remote", "nginx[812]"]);
+    assert_eq!(labels(GroupKey::Container), ["_remote", "orders-api"]);
+    assert_eq!(labels(GroupKey::ClientProcess), ["_unknown", "_unresolved"]);
+    assert_eq!(labels(GroupKey::ClientContainer), ["_unresolved", "host"]);
+}
