@@ -551,8 +551,19 @@ fn a_hostile_scraper_costs_bounded_memory_and_never_stalls_capture() {
             .unwrap_or(0)
     };
     let warm = h.curl(&wave(0..600, 0, 0));
-    let before = h.scrape(None);
-    assert!(before.len() > 1 << 20, "the page is {} bytes", before.len());
+    // The page follows the capture by up to a tick (and the capture starts once the first names
+    // scan is in): wait for the wave to show, as the other tests wait for their traffic.
+    let page = std::cell::RefCell::new(String::new());
+    common::wait_until_or(
+        "the page to grow past 1 MiB",
+        Duration::from_secs(10),
+        || {
+            *page.borrow_mut() = h.scrape(None);
+            page.borrow().len() > 1 << 20
+        },
+        || format!("the page is {} bytes", page.borrow().len()),
+    );
+    let before = page.into_inner();
     let hwm_before = rss_kib();
 
     // The abuse runs while traffic is captured.
