@@ -104,13 +104,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         Box::new(FileSource::open(path)?)
     } else {
-        let live = LiveSource::open(&LiveOptions {
-            interfaces: cli.interfaces.clone(),
-            ports: cli.port.clone(),
-            ring_mb: cli.ring_mb,
-            idle_timeout: Duration::from_secs(cli.idle_timeout),
-        })?;
-        // Started while still root: the helper keeps the few capabilities its scan needs.
+        // Started while still root (the helper keeps the few capabilities its scan needs), and
+        // before the filter is loaded, so that its first scan runs meanwhile.
         if !cli.no_names {
             match Helper::spawn() {
                 Ok(h) => {
@@ -120,6 +115,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 Err(e) => tracing::warn!("process and container names are off: {e:#}"),
             }
         }
+        let live = LiveSource::open(&LiveOptions {
+            interfaces: cli.interfaces.clone(),
+            ports: cli.port.clone(),
+            ring_mb: cli.ring_mb,
+            idle_timeout: Duration::from_secs(cli.idle_timeout),
+        })?;
         let who = privs::drop_privileges(cli.user.as_deref())?;
         tracing::info!(interfaces = ?cli.interfaces, uid = who.uid, gid = who.gid, "capturing; privileges dropped");
         eprintln!(
@@ -145,9 +146,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let mut opts = cli.session_options()?;
     if let Some(source) = names {
         let service = names::Service::start(source)?;
-        // The first exchanges wait for the first scan (a file is read faster than any scan; live,
-        // the ring holds what arrives meanwhile), so none is called remote for want of one.
-        if !service.wait_ready(Duration::from_secs(10)) {
+        // The first exchanges wait for the first scan, so that none is called remote for want of
+        // one: a file as long as it takes (it is read faster than any scan), live at most a second
+        // (the ring holds what arrives meanwhile, but not for long on a busy link; exchanges
+        // before the first scan are `_unresolved`).
+        let wait = if cli.read.is_some() { 10 } else { 1 };
+        if !service.wait_ready(Duration::from_secs(wait)) {
             tracing::warn!("no process and container names yet: the first scan takes long");
         }
         opts.names = Some(service);

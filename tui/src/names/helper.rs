@@ -51,10 +51,13 @@ const NOBODY: u32 = 65_534;
 pub struct Helper {
     stream: UnixStream,
     child: Child,
+    /// A scan was asked for and its reply not read yet (the first, asked at the start).
+    asked: bool,
 }
 
 impl Helper {
-    /// Starts the helper; must run while this process still has root's capabilities.
+    /// Starts the helper, and asks for its first scan at once; must run while this process still
+    /// has root's capabilities.
     pub fn spawn() -> anyhow::Result<Self> {
         let (ours, theirs) = UnixStream::pair().context("socketpair for the names helper")?;
         let input = theirs
@@ -70,10 +73,23 @@ impl Helper {
             .spawn()
             .context("starting the names helper")?;
         ours.set_read_timeout(Some(REPLY_TIMEOUT))?;
-        Ok(Self {
+        let mut helper = Self {
             stream: ours,
             child,
-        })
+            asked: false,
+        };
+        helper.ask()?;
+        Ok(helper)
+    }
+
+    fn ask(&mut self) -> anyhow::Result<()> {
+        if !self.asked {
+            self.stream
+                .write_all(&[REQUEST_SCAN])
+                .context("names helper is gone")?;
+            self.asked = true;
+        }
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
@@ -83,9 +99,19 @@ impl Helper {
 
 impl Source for Helper {
     fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
-        self.stream
-            .write_all(&[REQUEST_SCAN])
-            .context("names helper is gone")?;
+        self.ask()?;
+        self.asked = false;
+        let body = self.reply();
+        if body.is_err() {
+            // A reply half read (or late) would be taken for the next one: no next one.
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        }
+        decode_reply(&body?)
+    }
+}
+
+impl Helper {
+    fn reply(&mut self) -> anyhow::Result<Vec<u8>> {
         let mut len = [0u8; 4];
         self.stream
             .read_exact(&mut len)
@@ -99,7 +125,7 @@ impl Source for Helper {
         self.stream
             .read_exact(&mut body)
             .context("names helper's reply cut short")?;
-        decode_reply(&body)
+        Ok(body)
     }
 }
 

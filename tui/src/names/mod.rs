@@ -339,11 +339,15 @@ impl Resolver {
         }
     }
 
-    /// Sets the owners of `e`'s server and client.
+    /// Sets the owners of `e`'s server and client (none before the first scan).
     pub fn resolve(&mut self, e: &mut Exchange) {
         if let Some(ix) = self.service.newer_than(self.index.generation) {
             self.index = ix;
             self.cache.clear();
+        }
+        // No scan yet: nothing is known, not even which addresses are local (`_unresolved`).
+        if self.index.generation == 0 {
+            return;
         }
         e.server_owner = Some(self.owner(Endpoint::Server(e.server)));
         e.client_owner = Some(self.owner(Endpoint::Client(e.client, e.server)));

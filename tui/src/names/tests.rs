@@ -340,3 +340,66 @@ fn snapshots_with_dangling_references_are_refused() {
     });
     assert!(Index::build(s, 1).unwrap_err().contains("namespace 3 of 0"));
 }
+
+/// A source that scans `root` only when the test lets it.
+struct Gated {
+    root: PathBuf,
+    go: std::sync::mpsc::Receiver<()>,
+}
+
+impl super::Source for Gated {
+    fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
+        self.go.recv()?;
+        Ok(scan::scan(&self.root, &mut scan::NoEnter))
+    }
+}
+
+#[test]
+fn nothing_is_claimed_before_the_first_scan() {
+    let t = machine("first");
+    let (tx, go) = std::sync::mpsc::channel();
+    let service = super::Service::start(Box::new(Gated {
+        root: t.0.clone(),
+        go,
+    }))
+    .unwrap();
+    let mut r = super::Resolver::new(service.clone());
+    let mut e = crate::proto::Exchange {
+        client: a("172.18.0.5:40000"),
+        server: a("172.18.0.3:80"),
+        protocol: crate::proto::Protocol::Http11,
+        request_seen: true,
+        unparsable: false,
+        request: None,
+        status: Some(200),
+        req_first_ns: 1,
+        req_last_ns: 1,
+        resp_first_ns: 2,
+        resp_last_ns: 2,
+        req_bytes: 1,
+        resp_bytes: 1,
+        truncated: false,
+        gap: false,
+        route: None,
+        grpc: crate::proto::Grpc::No,
+        server_owner: None,
+        client_owner: None,
+    };
+    // Not `_remote` for want of a scan: unresolved.
+    r.resolve(&mut e);
+    assert_eq!(
+        (e.server_owner.is_none(), e.client_owner.is_none()),
+        (true, true)
+    );
+    tx.send(()).unwrap();
+    assert!(service.wait_ready(std::time::Duration::from_secs(10)));
+    r.resolve(&mut e);
+    assert_eq!(
+        e.server_owner.as_deref(),
+        Some(&owner("orders-api", "nginx", 200))
+    );
+    assert_eq!(
+        e.client_owner.as_deref(),
+        Some(&owner("cli", "py\\x1b[2Jthon3", 300))
+    );
+}
