@@ -563,7 +563,6 @@ fn a_hostile_scraper_costs_bounded_memory_and_never_stalls_capture() {
         },
         || format!("the page is {} bytes", page.borrow().len()),
     );
-    let before = page.into_inner();
     let hwm_before = rss_kib();
 
     // The abuse runs while traffic is captured.
