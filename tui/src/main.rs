@@ -152,7 +152,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         // before the first scan are `_unresolved`).
         let wait = if cli.read.is_some() { 10 } else { 1 };
         if !service.wait_ready(Duration::from_secs(wait)) {
-            tracing::warn!("no process and container names yet: the first scan takes long");
+            tracing::warn!(
+                "no process and container names yet: the first scan failed or takes long"
+            );
         }
         opts.names = Some(service);
     }

@@ -140,6 +140,11 @@ fn the_package_installs_a_working_service_and_removes_cleanly() {
         err.contains(&format!("uid {}", uid.trim())) && err.contains("capabilities 0x0"),
         "did not drop to http-top with no capabilities: {err}"
     );
+    // The names helper starts and scans under the unit's bounding set (it keeps three of them).
+    assert!(
+        !err.contains("process and container names"),
+        "the names helper failed under the unit's capabilities: {err}"
+    );
 
     drop(installed);
     assert!(

@@ -41,6 +41,8 @@ pub const PERIOD: Duration = Duration::from_secs(5);
 /// Shortest time between two scans, however often an unknown endpoint asks (longer where a scan
 /// is slow: four times its duration).
 pub const MIN_GAP: Duration = Duration::from_millis(500);
+/// Scans failed in a row after which the service stops trying.
+const GIVE_UP_AFTER: u32 = 3;
 /// Most endpoints a resolver remembers between two scans (then it starts over).
 const CACHE_CAP: usize = 65_536;
 
@@ -247,6 +249,7 @@ impl Service {
             .spawn(move || {
                 let mut last: Option<Instant> = None;
                 let mut cost = Duration::ZERO;
+                let mut failed_in_a_row = 0;
                 loop {
                     let Some(shared) = weak.upgrade() else { return };
                     // A machine where a scan is slow is scanned less often: at most a quarter of a
@@ -269,8 +272,17 @@ impl Service {
                                 *shared.index.write().unwrap_or_else(|e| e.into_inner()) =
                                     Arc::new(ix);
                                 shared.generation.store(generation, Ordering::Release);
+                                failed_in_a_row = 0;
+                            }
+                            // A helper that could not start (a service manager's bounding set
+                            // without its capabilities) or died fails every time: say so once
+                            // and stop, names stay as the last scan left them.
+                            Err(e) if failed_in_a_row + 1 >= GIVE_UP_AFTER => {
+                                tracing::warn!("process and container names are off: {e:#}");
+                                return;
                             }
                             Err(e) => {
+                                failed_in_a_row += 1;
                                 tracing::warn!("looking up process and container names: {e:#}");
                             }
                         }
