@@ -8,15 +8,18 @@ use crate::{
     flow::FlowConfig,
     output::{
         Sink,
+        alerts::AlertLines,
         json::JsonLines,
         metrics::{DEFAULT_BUCKETS, MetricsConfig},
         packets::PacketLines,
         pcap::PcapFile,
+        slow::SlowLines,
         table::Tables,
     },
     session::{self, Outputs, parallel},
     stats::{
         GroupKey, Stats,
+        alert::{Rule, Rules},
         route::{Pattern, RouteConfig},
     },
 };
@@ -197,6 +200,21 @@ pub struct Cli {
     /// Live: do not look up process and container names (starts no helper process)
     #[arg(long, conflicts_with = "read")]
     pub no_names: bool,
+
+    /// Headless: print each exchange slower than MS milliseconds as a JSON line (the object --json
+    /// prints); dashboard: mark the groups whose p99 is above it
+    #[arg(long, value_name = "MS", conflicts_with = "json")]
+    pub slow: Option<f64>,
+
+    /// Alert when a group crosses a threshold (repeatable): p99>250ms, avg>100ms, success<99%,
+    /// 5xx>1/s, 5xx>2%, rate<10/s; checked every tick over --alert-window. Dashboard: marked and
+    /// listed in the header; headless: one JSON line when it starts and one when it stops
+    #[arg(long = "alert", value_name = "RULE")]
+    pub alerts: Vec<Rule>,
+
+    /// Seconds of traffic each alert check covers (a sliding window of ticks)
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub alert_window: f64,
 }
 
 impl Cli {
@@ -204,6 +222,28 @@ impl Cli {
     /// headless.
     pub fn dashboard(&self) -> bool {
         !self.headless && !self.packets && !self.json
+    }
+
+    /// The seconds of one rate tick: `-d` in the dashboard, `--interval` headless.
+    pub fn tick_s(&self) -> f64 {
+        if self.dashboard() {
+            self.delay
+        } else {
+            self.interval
+        }
+    }
+
+    /// The `--alert` rules, and how many ticks a window holds; an error for too many latency
+    /// rules.
+    pub fn alert_rules(&self) -> anyhow::Result<(Rules, usize)> {
+        let rules = Rules::new(self.alerts.clone()).map_err(|e| anyhow::anyhow!("--alert: {e}"))?;
+        let ticks = (self.alert_window / self.tick_s()).round().clamp(1.0, 3600.0) as usize;
+        Ok((rules, ticks))
+    }
+
+    /// `--slow` in ns.
+    pub fn slow_ns(&self) -> Option<u64> {
+        self.slow.map(|ms| (ms.max(0.0) * 1e6) as u64)
     }
 
     /// How the session reads, from the flags (reads `--routes`).
@@ -218,7 +258,7 @@ impl Cli {
                 idle_timeout_ns: self.idle_timeout.saturating_mul(1_000_000_000),
                 ..FlowConfig::default()
             },
-            tick: Duration::from_secs_f64(if dashboard { self.delay } else { self.interval }),
+            tick: Duration::from_secs_f64(self.tick_s()),
             workers: parallel::workers(self.threads.map_or_else(default_threads, usize::from)),
             duration: self.duration.map(|s| Duration::from_secs_f64(s.max(0.0))),
             // Replaying and looping are for watching a file in the dashboard.
@@ -265,18 +305,40 @@ impl Cli {
     }
 
     /// The outputs of a headless run: the table (always: it aggregates for the CSV and the
-    /// summary, and prints unless another output owns stdout), then `--json`, `--packets`, `-w`.
-    pub fn headless_outputs(&self, stats: Stats, interfaces: &[String]) -> Outputs<'static> {
+    /// summary, and prints unless another output owns stdout), then `--json`, `--slow`,
+    /// `--alert`, `--packets`, `-w`.
+    pub fn headless_outputs(
+        &self,
+        stats: Stats,
+        interfaces: &[String],
+    ) -> anyhow::Result<Outputs<'static>> {
         let live = self.read.is_none();
+        let streams = self.packets || self.json || self.slow.is_some() || !self.alerts.is_empty();
         let mut outputs: Vec<Box<dyn session::Output + Send>> = vec![Box::new(Tables::new(
             stats,
             std::io::stdout(),
-            !self.packets && !self.json && !self.quiet,
+            !streams && !self.quiet,
             live.then(|| Duration::from_secs_f64(self.interval)),
             self.csv.clone(),
         ))];
         if self.json {
             outputs.push(Box::new(JsonLines(Sink::new(std::io::stdout()))));
+        }
+        if let Some(ns) = self.slow_ns() {
+            outputs.push(Box::new(SlowLines {
+                sink: Sink::new(std::io::stdout()),
+                slower_than_ns: ns,
+            }));
+        }
+        if !self.alerts.is_empty() {
+            let (rules, window_ticks) = self.alert_rules()?;
+            outputs.push(Box::new(AlertLines::new(
+                std::io::stdout(),
+                self.group_by.clone(),
+                self.max_groups,
+                rules,
+                window_ticks,
+            )));
         }
         if self.packets {
             outputs.push(Box::new(PacketLines {
@@ -290,7 +352,7 @@ impl Cli {
                 out: None,
             }));
         }
-        Outputs(outputs)
+        Ok(Outputs(outputs))
     }
 }
 

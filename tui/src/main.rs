@@ -79,6 +79,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     for (name, v) in [
         ("--interval", cli.interval),
         ("--delay", cli.delay),
+        ("--alert-window", cli.alert_window),
         ("--replay-speed", cli.replay_speed.unwrap_or(1.0)),
     ] {
         if v.is_nan() || v <= 0.0 {
@@ -158,6 +159,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         opts.names = Some(service);
     }
+    let (rules, window_ticks) = cli.alert_rules()?;
     let stats = Stats::new(
         GroupKey::standard_set(&cli.group_by, opts.names.is_some()),
         cli.max_groups,
@@ -169,10 +171,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             .read
             .as_ref()
             .map_or_else(|| cli.interfaces.join(", "), |p| p.display().to_string());
-        let app = ui::App::new(stats, name, cli.units, cli.export_dir.clone());
+        let mut app = ui::App::new(stats, name, cli.units, cli.export_dir.clone());
+        app.watch_alerts(rules, window_ticks);
+        app.slow_us = cli.slow_ns().map(|ns| ns / 1_000);
         ui::run::run(app, source, opts, &stop, exporter.into_iter().collect())?;
     } else {
-        let mut outputs = cli.headless_outputs(stats, source.interfaces());
+        let mut outputs = cli.headless_outputs(stats, source.interfaces())?;
         outputs.0.extend(exporter);
         session::run(source, &opts, &stop, &mut outputs)?;
     }

@@ -1,13 +1,16 @@
 //! Headless outputs of a session ([`crate::session::Output`]): the per-group table and CSV
 //! ([`table`], [`csv`]), one JSON object per exchange ([`json`]), one line per packet
 //! ([`packets`]), the captured frames as pcap ([`pcap`]), Prometheus metrics over HTTP
-//! ([`metrics`]), and the summary line of every counter.
+//! ([`metrics`]), exchanges slower than `--slow` ([`slow`]) and `--alert` changes ([`alerts`]) as
+//! JSON lines, and the summary line of every counter.
 
+pub mod alerts;
 pub mod csv;
 pub mod json;
 pub mod metrics;
 pub mod packets;
 pub mod pcap;
+pub mod slow;
 pub mod table;
 
 use std::io::{self, Write};

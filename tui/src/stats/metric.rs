@@ -220,14 +220,14 @@ impl Metric {
         let lat = |q: f64| (!a.latency.is_empty()).then(|| a.latency.value_at_quantile(q) as f64);
         match self {
             Self::Requests => Some(a.requests as f64),
-            Self::Rate => per(a.last_tick_requests, span.tick_s),
+            Self::Rate => per(a.last_tick.requests, span.tick_s),
             Self::AvgRate => per(a.requests, span.elapsed_s),
             Self::Responses => Some(a.responses as f64),
             Self::NoResponse => Some(a.no_response as f64),
             Self::BytesIn => Some(a.bytes_in as f64),
             Self::BytesOut => Some(a.bytes_out as f64),
-            Self::BytesInRate => per(a.last_tick_bytes[0], span.tick_s),
-            Self::BytesOutRate => per(a.last_tick_bytes[1], span.tick_s),
+            Self::BytesInRate => per(a.last_tick.bytes[0], span.tick_s),
+            Self::BytesOutRate => per(a.last_tick.bytes[1], span.tick_s),
             Self::Status(c) => Some(a.status[usize::from(c.clamp(1, 5) - 1)] as f64),
             Self::Success => a.success_rate(),
             Self::LatencyMin => (!a.latency.is_empty()).then(|| a.latency.min() as f64),

@@ -5,15 +5,22 @@
 //! `_other` (counted). Rates use capture time, so a file read at any speed shows the rates it had
 //! when it was captured.
 
+pub mod alert;
 pub mod key;
 pub mod metric;
 pub mod route;
+pub mod slowest;
+pub mod tick;
 
 use std::{collections::HashMap, sync::Arc};
 
 use hdrhistogram::Histogram;
 
 pub use self::key::GroupKey;
+use self::{
+    slowest::{SlowExchange, Slowest},
+    tick::{TickCounts, Timing},
+};
 use crate::{
     owner::Owner,
     proto::{Exchange, Grpc},
@@ -76,12 +83,11 @@ pub struct Agg {
     pub ttfb: Histogram<u32>,
     /// Exchanges that capture loss touched (their numbers are incomplete).
     pub gap_affected: u64,
-    /// Requests counted in the current tick, and in the last complete one.
-    pub tick_requests: u64,
-    pub last_tick_requests: u64,
-    /// Request and response bytes in the current tick, and in the last complete one.
-    pub tick_bytes: [u64; 2],
-    pub last_tick_bytes: [u64; 2],
+    /// What the current tick has counted, and what the last complete one did.
+    pub tick: TickCounts,
+    pub last_tick: TickCounts,
+    /// The slowest exchanges, when the statistics keep them ([`Stats::keep_slowest`]).
+    pub slowest: Slowest,
 }
 
 impl Default for Agg {
@@ -98,19 +104,17 @@ impl Default for Agg {
             // Two significant digits (1% resolution) and auto-resize keep an idle group small.
             latency: Histogram::new(2).expect("valid sigfig"),
             ttfb: Histogram::new(2).expect("valid sigfig"),
-            tick_requests: 0,
-            last_tick_requests: 0,
-            tick_bytes: [0; 2],
-            last_tick_bytes: [0; 2],
+            tick: TickCounts::default(),
+            last_tick: TickCounts::default(),
+            slowest: Slowest::default(),
         }
     }
 }
 
 impl Agg {
-    fn add(&mut self, e: &Exchange) {
+    fn add(&mut self, e: &Exchange, t: &Timing) {
         if e.request_seen {
             self.requests += 1;
-            self.tick_requests += 1;
             if e.status.is_none() {
                 self.no_response += 1;
             }
@@ -118,15 +122,18 @@ impl Agg {
         self.bytes_in += e.req_bytes;
         self.bytes_out += e.resp_bytes;
         self.gap_affected += u64::from(e.gap);
-        self.tick_bytes[0] += e.req_bytes;
-        self.tick_bytes[1] += e.resp_bytes;
+        let mut class = None;
+        let mut failed = false;
         if let Some(s) = e.status {
             self.responses += 1;
-            let class = usize::from((s / 100).clamp(1, 5)) - 1;
-            self.status[class] += 1;
+            let c = usize::from((s / 100).clamp(1, 5)) - 1;
+            self.status[c] += 1;
             let grpc_failed = matches!(e.grpc, Grpc::Status(2 | 4 | 12 | 13 | 14 | 15));
-            self.failed += u64::from(class == 4 || grpc_failed);
+            failed = c == 4 || grpc_failed;
+            self.failed += u64::from(failed);
+            class = Some(c);
         }
+        self.tick.add(e, t, class, failed);
         if let Some(l) = e.latency_ns() {
             record(&mut self.latency, l);
         }
@@ -157,8 +164,8 @@ impl Agg {
         }
         let _ = self.latency.add(&o.latency);
         let _ = self.ttfb.add(&o.ttfb);
-        self.tick_requests += o.tick_requests;
-        self.last_tick_requests += o.last_tick_requests;
+        self.tick.requests += o.tick.requests;
+        self.last_tick.requests += o.last_tick.requests;
     }
 }
 
@@ -254,6 +261,10 @@ pub struct Stats {
     last_tick_ns: u64,
     /// Scratch space for raw groups.
     label_buf: Vec<u8>,
+    /// Latencies (µs) whose exceedances each tick counts ([`TickCounts::over`]): alert thresholds.
+    thresholds_us: Vec<u64>,
+    /// Slowest exchanges kept per group (0: none).
+    slowest_cap: usize,
 }
 
 /// One row of a snapshot.
@@ -291,12 +302,34 @@ impl Stats {
             tick_start_ns: 0,
             last_tick_ns: 0,
             label_buf: Vec::new(),
+            thresholds_us: Vec::new(),
+            slowest_cap: 0,
         }
+    }
+
+    /// Counts, per tick and group, the exchanges slower than each of these latencies (µs; the
+    /// first [`tick::MAX_THRESHOLDS`]).
+    pub fn count_slower_than(&mut self, mut thresholds_us: Vec<u64>) {
+        thresholds_us.truncate(tick::MAX_THRESHOLDS);
+        self.thresholds_us = thresholds_us;
+    }
+
+    /// Keeps the `n` slowest exchanges of every group.
+    pub fn keep_slowest(&mut self, n: usize) {
+        self.slowest_cap = n;
+    }
+
+    /// Statistics of the same keys, caps, thresholds and slowest count, with nothing counted.
+    pub fn empty_like(&self) -> Self {
+        let mut s = Self::new(self.keys.clone(), self.max_groups);
+        s.count_slower_than(self.thresholds_us.clone());
+        s.keep_slowest(self.slowest_cap);
+        s
     }
 
     /// Forgets every aggregate, keeping the keys and caps.
     pub fn reset(&mut self) {
-        *self = Self::new(self.keys.clone(), self.max_groups);
+        *self = self.empty_like();
     }
 
     pub fn keys(&self) -> &[GroupKey] {
@@ -311,13 +344,23 @@ impl Stats {
         };
         self.first_ns.get_or_insert(t);
         self.now_ns = self.now_ns.max(e.resp_last_ns).max(e.req_last_ns);
-        self.total.add(e);
+        let timing = Timing::of(e, &self.thresholds_us);
+        self.total.add(e, &timing);
+        // Made once, when a first group keeps it; shared by every group that does.
+        let mut slow: Option<std::sync::Arc<SlowExchange>> = None;
         let mut label = std::mem::take(&mut self.label_buf);
         for (key, table) in self.keys.iter().zip(&mut self.tables) {
             label.clear();
             key.write_raw(e, &mut label);
             let i = table.index(&label, self.max_groups);
-            table.aggs[i].add(e);
+            let agg = &mut table.aggs[i];
+            agg.add(e, &timing);
+            if let Some(l) = timing.latency_us
+                && agg.slowest.admits(l, self.slowest_cap)
+            {
+                let s = slow.get_or_insert_with(|| std::sync::Arc::new(SlowExchange::of(e, l)));
+                agg.slowest.insert(s, self.slowest_cap);
+            }
             let owner = match key {
                 GroupKey::Server => &e.server_owner,
                 GroupKey::Client => &e.client_owner,
@@ -332,14 +375,14 @@ impl Stats {
     /// counted since the previous tick.
     pub fn tick(&mut self, now_ns: u64) {
         self.now_ns = self.now_ns.max(now_ns);
-        self.last_tick_ns = now_ns.saturating_sub(self.tick_start_ns);
-        self.tick_start_ns = now_ns;
-        let roll = |a: &mut Agg| {
-            a.last_tick_requests = a.tick_requests;
-            a.tick_requests = 0;
-            a.last_tick_bytes = a.tick_bytes;
-            a.tick_bytes = [0; 2];
+        // The first tick began with the first exchange, not at the epoch.
+        let start = match self.tick_start_ns {
+            0 => self.first_ns.unwrap_or(now_ns),
+            t => t,
         };
+        self.last_tick_ns = now_ns.saturating_sub(start);
+        self.tick_start_ns = now_ns;
+        let roll = |a: &mut Agg| a.last_tick = std::mem::take(&mut a.tick);
         roll(&mut self.total);
         for t in &mut self.tables {
             t.aggs.iter_mut().for_each(roll);

@@ -4,7 +4,7 @@ use crate::proto::RequestLine;
 
 use super::*;
 
-fn ex(
+pub(super) fn ex(
     client: &str,
     server: &str,
     method: &str,
@@ -206,7 +206,7 @@ fn unknown_requests_and_tick_rates() {
         m.iter().map(|r| r.group.as_str()).collect::<Vec<_>>(),
         ["GET", "_unknown"]
     );
-    assert_eq!(s.total().last_tick_requests, 1);
+    assert_eq!(s.total().last_tick.requests, 1);
     assert_eq!(s.total().tick_requests, 1);
     // The orphan response is a response but not a request.
     assert_eq!((s.total().requests, s.total().responses), (2, 3));

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use super::DRILL_LOG;
+use super::{DRILL_LOG, history::History};
 use crate::{
     proto::Exchange,
     stats::{GroupKey, Stats},
@@ -21,6 +21,8 @@ pub struct Drill {
     pub stats: Stats,
     /// Its newest exchanges, newest first.
     pub log: VecDeque<Exchange>,
+    /// A point per tick of each breakdown group, from the drill-down's start on.
+    pub history: History,
 }
 
 impl Drill {

@@ -1,6 +1,6 @@
-//! Keys to actions: one keymap, htop, top and k9s conventions.
+//! Keys and mouse to actions: one keymap, htop, top and k9s conventions.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEventKind};
 
 /// What a key does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,12 @@ pub enum Action {
     Pause,
     ToggleRates,
     ToggleTtfb,
+    /// The latency panel (histogram and heatmap) under the table, or back to the sparkline.
+    ToggleLatency,
+    /// The slowest exchanges under the table, or back.
+    ToggleSlowest,
+    /// Select row N of the view (a click).
+    Select(usize),
     Clear,
     Export,
     Up,
@@ -77,6 +83,8 @@ pub fn map_key(key: KeyEvent, mode: Mode) -> Option<Action> {
         KeyCode::Char(' ' | 'p') => A::Pause,
         KeyCode::Char('t') => A::ToggleRates,
         KeyCode::Char('T') => A::ToggleTtfb,
+        KeyCode::Char('l') => A::ToggleLatency,
+        KeyCode::Char('o') => A::ToggleSlowest,
         KeyCode::Char('c') => A::Clear,
         KeyCode::Char('e') => A::Export,
         KeyCode::Char('j') | KeyCode::Down => A::Down,
@@ -90,4 +98,29 @@ pub fn map_key(key: KeyEvent, mode: Mode) -> Option<Action> {
         KeyCode::Char('?') => A::Help,
         _ => return None,
     })
+}
+
+/// Where a mouse event landed, as the screen's layout has it ([`crate::ui::render::hit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hit {
+    /// The title of visible column N (1-based, as the digit keys).
+    Column(usize),
+    /// Row N of the view.
+    Row(usize),
+    Elsewhere,
+}
+
+/// The mouse: a click on a column title sorts by it (again: reverses), a click on a row selects
+/// it, the wheel moves the selection. Only over the tables.
+pub fn map_mouse(kind: MouseEventKind, hit: Hit, mode: Mode) -> Option<Action> {
+    if !matches!(mode, Mode::Table | Mode::Drill) {
+        return None;
+    }
+    match (kind, hit) {
+        (MouseEventKind::ScrollDown, _) => Some(Action::Down),
+        (MouseEventKind::ScrollUp, _) => Some(Action::Up),
+        (MouseEventKind::Down(MouseButton::Left), Hit::Column(n)) => Some(Action::SortBy(n)),
+        (MouseEventKind::Down(MouseButton::Left), Hit::Row(i)) => Some(Action::Select(i)),
+        _ => None,
+    }
 }

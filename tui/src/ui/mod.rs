@@ -13,21 +13,22 @@
 
 mod columns;
 mod drill;
+pub mod history;
 pub mod keys;
 pub mod render;
 pub mod run;
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     path::PathBuf,
     time::{Duration, Instant},
 };
 
-use self::columns::COLUMNS;
+use self::{columns::COLUMNS, history::History};
 pub use self::{
     columns::Column,
     drill::Drill,
-    keys::{Action, Mode, map_key},
+    keys::{Action, Hit, Mode, map_key, map_mouse},
 };
 pub use crate::stats::metric::Units;
 use crate::{
@@ -35,6 +36,7 @@ use crate::{
     session::Health,
     stats::{
         GroupKey, Row, Stats,
+        alert::{Rules, Watch},
         metric::{Metric, Period},
     },
 };
@@ -43,8 +45,8 @@ use crate::{
 pub const RECENT: usize = 10_000;
 /// Exchanges of the drilled group listed in its log.
 pub const DRILL_LOG: usize = 200;
-/// Ticks of request-rate history per group (a minute at the default 1 s tick).
-pub const HISTORY: usize = 60;
+/// Slowest exchanges kept per group (the `o` panel).
+pub const SLOWEST: usize = 20;
 /// How long a message stays in the footer.
 const MESSAGE_FOR: Duration = Duration::from_secs(5);
 
@@ -57,6 +59,17 @@ pub enum Screen {
     Drill(Box<Drill>),
     /// The help overlay, over the table or a drill-down.
     Help(Option<Box<Drill>>),
+}
+
+/// What the panel under the table shows about the selected group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    /// Requests per tick (a sparkline); in the drill-down, its newest exchanges.
+    Rates,
+    /// The latency distribution and its heatmap over time (`l`).
+    Latency,
+    /// The slowest exchanges (`o`).
+    Slowest,
 }
 
 /// What an action asks of the loop that runs the dashboard: the state changes, the I/O is the
@@ -86,8 +99,13 @@ pub struct App {
     pub screen: Screen,
     /// The most recent exchanges, newest last: where a drill-down starts.
     recent: VecDeque<Exchange>,
-    /// Requests per tick, per (key index, group), oldest first.
-    pub history: HashMap<(usize, String), VecDeque<u64>>,
+    /// A point per tick, per (key index, group), oldest first.
+    pub history: History,
+    pub panel: Panel,
+    /// `--slow`: groups whose p99 is above this (µs) are marked.
+    pub slow_us: Option<u64>,
+    /// `--alert`: every group's alert states, under every key.
+    pub watch: Watch,
     pub health: Health,
     /// What is being captured (interfaces or file).
     pub source: String,
@@ -103,7 +121,8 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(stats: Stats, source: String, units: Units, export_dir: PathBuf) -> Self {
+    pub fn new(mut stats: Stats, source: String, units: Units, export_dir: PathBuf) -> Self {
+        stats.keep_slowest(SLOWEST);
         Self {
             stats,
             frozen: None,
@@ -117,7 +136,10 @@ impl App {
             selected: 0,
             screen: Screen::Table,
             recent: VecDeque::new(),
-            history: HashMap::new(),
+            history: History::default(),
+            panel: Panel::Rates,
+            slow_us: None,
+            watch: Watch::new(Rules::default(), 1),
             health: Health::default(),
             source,
             started: Instant::now(),
@@ -127,6 +149,12 @@ impl App {
             view: Vec::new(),
             stale: true,
         }
+    }
+
+    /// Checks `rules` at every tick over windows of `window_ticks` ticks.
+    pub fn watch_alerts(&mut self, rules: Rules, window_ticks: usize) {
+        self.stats.count_slower_than(rules.thresholds_us());
+        self.watch = Watch::new(rules, window_ticks);
     }
 
     pub fn mode(&self) -> Mode {
@@ -177,6 +205,17 @@ impl App {
     /// The rows on screen, as of the last [`App::refresh`].
     pub fn view(&self) -> &[Row] {
         &self.view
+    }
+
+    /// The selected row on screen, and its history: of the table, or of the drill-down's
+    /// breakdown.
+    pub fn selected_row(&self) -> Option<(&Row, Option<&VecDeque<history::Point>>)> {
+        let row = self.view.get(self.selected)?;
+        let history = match self.drill() {
+            Some(d) => d.history.get(d.by, &row.group),
+            None => self.history.get(self.key_idx, &row.group),
+        };
+        Some((row, history))
     }
 
     /// Rebuilds the rows on screen if anything changed them, and keeps the selection on a row.
@@ -245,14 +284,15 @@ impl App {
     /// Closes a tick at capture time `now_ns`: rates roll, and each group's history gets a point.
     pub fn tick(&mut self, now_ns: u64) {
         self.stats.tick(now_ns);
+        self.history.record(&self.stats);
+        let tick_s = self.stats.last_tick_s();
         for k in 0..self.stats.keys().len() {
-            for r in self.stats.rows(k) {
-                let h = self.history.entry((k, r.group)).or_default();
-                if h.len() == HISTORY {
-                    h.pop_front();
-                }
-                h.push_back(r.agg.last_tick_requests);
-            }
+            // The dashboard marks alerts rather than printing them.
+            let _ = self.watch.observe(k, &self.stats.rows(k), tick_s);
+        }
+        if let Some(d) = self.drill_mut() {
+            d.stats.tick(now_ns);
+            d.history.record(&d.stats);
         }
         self.stale = true;
     }
@@ -333,6 +373,15 @@ impl App {
                 };
             }
             A::ToggleRates => self.rates = !self.rates,
+            A::ToggleLatency | A::ToggleSlowest => {
+                let p = if action == A::ToggleLatency {
+                    Panel::Latency
+                } else {
+                    Panel::Slowest
+                };
+                self.panel = if self.panel == p { Panel::Rates } else { p };
+            }
+            A::Select(i) => self.selected = i.min(n_rows.saturating_sub(1)),
             A::ToggleTtfb => self.ttfb = !self.ttfb,
             A::Clear => {
                 self.stats.reset();
@@ -342,6 +391,7 @@ impl App {
                 }
                 self.frozen = None;
                 self.history.clear();
+                self.watch.reset();
                 self.recent.clear();
                 self.selected = 0;
                 return Some(Effect::Say("statistics cleared"));
@@ -403,14 +453,19 @@ impl App {
         } else {
             GroupKey::Path
         };
-        let keys = self.stats.keys().to_vec();
-        let by = keys.iter().position(|k| *k == by_key).unwrap_or(0);
+        let by = self
+            .stats
+            .keys()
+            .iter()
+            .position(|k| *k == by_key)
+            .unwrap_or(0);
         let mut d = Drill {
             key,
             group,
             by,
-            stats: Stats::new(keys, 1000),
+            stats: self.stats.empty_like(),
             log: VecDeque::new(),
+            history: History::default(),
         };
         for e in &self.recent {
             d.add(e);

@@ -2,7 +2,7 @@
 
 use ratatui::{
     Frame,
-    layout::{Constraint, Layout, Rect},
+    layout::{Constraint, Layout, Margin, Position, Rect},
     style::{Color, Modifier, Style},
     text::{Line, Span},
     widgets::{Block, Borders, Cell, Paragraph, Row as TableRow, Sparkline, Table, TableState},
@@ -10,13 +10,15 @@ use ratatui::{
 
 mod drill;
 mod help;
+mod latency;
+mod slowest;
 
 use std::time::Instant;
 
 pub use self::help::HELP;
 use self::{drill::drill, help::help};
 
-use super::{App, Column, Mode};
+use super::{App, Column, Hit, Mode, Panel};
 use crate::{
     stats::{
         GroupKey, Row,
@@ -26,6 +28,12 @@ use crate::{
 };
 
 const WARN: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+/// A group with a firing alert.
+const ALERT: Style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+/// A group whose p99 is above `--slow`.
+const SLOW: Style = Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD);
+/// Least terminal the latency and slowest panels are drawn in; below it they hide.
+pub const PANEL_MIN: (u16, u16) = (80, 24);
 const HEADER: Style = Style::new()
     .add_modifier(Modifier::BOLD)
     .add_modifier(Modifier::REVERSED);
@@ -93,40 +101,123 @@ fn hms(secs: u64) -> String {
     format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
-/// The body's layout below the two header lines and above the footer: the table, and a
-/// sparkline when there is room.
-fn body_areas(area: Rect) -> (Rect, Rect, Rect, Rect) {
+/// Whether the latency or slowest panel fits a terminal of this size.
+pub fn panel_fits(area: Rect) -> bool {
+    area.width >= PANEL_MIN.0 && area.height >= PANEL_MIN.1
+}
+
+/// Where things go: the header (a third line lists firing alerts), the table, the panel under it
+/// (the sparkline when there is room, or the `l`/`o` panel, half the body), the footer.
+struct Areas {
+    head: Rect,
+    table: Rect,
+    panel: Rect,
+    foot: Rect,
+}
+
+fn areas(app: &App, area: Rect) -> Areas {
+    let head_h = if app.watch.all_firing(app.key_idx).is_empty() {
+        2
+    } else {
+        3
+    };
     let [head, body, foot] = Layout::vertical([
-        Constraint::Length(2),
+        Constraint::Length(head_h),
         Constraint::Min(0),
         Constraint::Length(1),
     ])
     .areas(area);
-    let spark_h = if body.height >= 12 { 4 } else { 0 };
-    let [table_area, spark_area] =
-        Layout::vertical([Constraint::Min(0), Constraint::Length(spark_h)]).areas(body);
-    (head, table_area, spark_area, foot)
+    let panel_h = match app.panel {
+        Panel::Latency | Panel::Slowest if panel_fits(area) => (body.height / 2).clamp(9, 22),
+        _ if body.height >= 12 => 4,
+        _ => 0,
+    };
+    let [table, panel] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(panel_h)]).areas(body);
+    Areas {
+        head,
+        table,
+        panel,
+        foot,
+    }
+}
+
+/// The area of the table the user acts on: the main table, or the drill-down's breakdown (the
+/// top half of the body).
+fn table_rect(app: &App, area: Rect) -> Rect {
+    let a = areas(app, area);
+    match app.drill() {
+        Some(_) => drill::split(a.table.union(a.panel)).0,
+        None => a.table,
+    }
+}
+
+/// The first row of the view drawn when `visible` rows fit: as ratatui scrolls, just enough to
+/// show the selection.
+fn scroll_offset(selected: usize, visible: u16) -> usize {
+    selected.saturating_sub(usize::from(visible.max(1)) - 1)
+}
+
+/// Rows of a table drawn in `area` (inside its borders, under its header).
+fn visible_rows(area: Rect) -> u16 {
+    area.height.saturating_sub(3)
 }
 
 /// Rows a page of the main table holds on a terminal of this size (for PgUp/PgDn).
-pub fn page_rows(area: Rect) -> usize {
-    usize::from(body_areas(area).1.height.saturating_sub(3))
+pub fn page_rows(app: &App, area: Rect) -> usize {
+    usize::from(visible_rows(table_rect(app, area)))
+}
+
+/// What is under the mouse at (`x`, `y`) on a terminal of size `area`.
+pub fn hit(app: &App, area: Rect, x: u16, y: u16) -> Hit {
+    let t = table_rect(app, area);
+    if !t.contains(Position { x, y }) {
+        return Hit::Elsewhere;
+    }
+    let inner = t.inner(Margin::new(1, 1));
+    if y == inner.y {
+        let (cols, group_w) = fit_columns(app.columns(), t.width.saturating_sub(2 + 2));
+        // The selection marker's two cells come first, then each column and one space.
+        let mut start = inner.x + if app.view().is_empty() { 0 } else { 2 };
+        for c in cols {
+            let w = if c == Column::Group { group_w } else { width(c) };
+            if x >= start && x < start + w {
+                let n = app.columns().iter().position(|k| *k == c).unwrap_or(0);
+                return Hit::Column(n + 1);
+            }
+            start += w + 1;
+        }
+        return Hit::Elsewhere;
+    }
+    let visible = visible_rows(t);
+    let first = inner.y + 1;
+    if y >= first && y < first + visible {
+        let i = scroll_offset(app.selected, visible) + usize::from(y - first);
+        if i < app.view().len() {
+            return Hit::Row(i);
+        }
+    }
+    Hit::Elsewhere
 }
 
 /// Draws the whole screen as of `now` (uptime, messages).
 pub fn draw(f: &mut Frame<'_>, app: &App, now: Instant) {
     let area = f.area();
-    let (head, table_area, spark_area, foot) = body_areas(area);
-    header(f, app, head, now);
+    let a = areas(app, area);
+    header(f, app, a.head, now);
     if app.drill().is_some() {
-        drill(f, app, table_area.union(spark_area));
+        drill(f, app, a.table.union(a.panel), panel_fits(area));
     } else {
-        table(f, app, table_area);
-        if spark_area.height > 0 {
-            sparkline(f, app, spark_area);
+        table(f, app, a.table);
+        if a.panel.height > 0 {
+            match app.panel {
+                Panel::Latency if panel_fits(area) => latency::panel(f, app, a.panel),
+                Panel::Slowest if panel_fits(area) => slowest::panel(f, app, a.panel),
+                _ => sparkline(f, app, a.panel),
+            }
         }
     }
-    footer(f, app, foot, now);
+    footer(f, app, a.foot, now);
     if app.mode() == Mode::Help {
         help(f, area);
     }
@@ -178,7 +269,7 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect, now: Instant) {
         }
     };
     let rate = if s.last_tick_s() > 0.0 {
-        t.last_tick_requests as f64 / s.last_tick_s()
+        t.last_tick.requests as f64 / s.last_tick_s()
     } else {
         0.0
     };
@@ -204,14 +295,32 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect, now: Instant) {
         warn("incomplete", t.gap_affected),
         Span::raw(format!(" │ conns {}", h.totals.flows.open)),
     ];
-    f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
+    let mut lines = vec![Line::from(l1), Line::from(l2)];
+    let firing = app.watch.all_firing(app.key_idx);
+    if !firing.is_empty() {
+        let mut l3 = vec![Span::styled(
+            format!(" ALERTS {} ", firing.len()),
+            ALERT.add_modifier(Modifier::REVERSED),
+        )];
+        for (i, (group, rule, v)) in firing.iter().enumerate() {
+            l3.push(Span::raw(if i == 0 { " " } else { " · " }));
+            l3.push(Span::styled(
+                format!("{} {rule} ({})", ellipsize(group, 40), rule.describe(*v)),
+                ALERT,
+            ));
+        }
+        lines.push(Line::from(l3));
+    }
+    f.render_widget(Paragraph::new(lines), area);
 }
 
-/// A table of group rows under `key`, with the sort marker when `marked`.
+/// A table of group rows under `key`, with the sort marker. `alerts_of`: the key index whose alert
+/// states mark rows (the main table's).
 fn group_table<'a>(
     app: &App,
     rows: &[Row],
     key: &GroupKey,
+    alerts_of: Option<usize>,
     area_w: u16,
     span: Period,
     title: String,
@@ -235,8 +344,16 @@ fn group_table<'a>(
     let body: Vec<TableRow<'_>> = rows
         .iter()
         .map(|r| {
+            let alerting = alerts_of.is_some_and(|k| !app.watch.firing(k, &r.group).is_empty());
+            let slow = app.slow_us.is_some_and(|s| {
+                Metric::LatencyP99
+                    .value(&r.agg, span)
+                    .is_some_and(|p| p > s as f64)
+            });
             TableRow::new(cols.iter().map(|c| {
                 let style = match c {
+                    Column::Group if alerting => ALERT,
+                    Column::Group | Column::Metric(Metric::LatencyP99) if slow => SLOW,
                     Column::Metric(Metric::Status(5)) if r.agg.status[4] > 0 => {
                         Style::new().fg(Color::Red)
                     }
@@ -269,9 +386,12 @@ fn group_table<'a>(
         .highlight_symbol("▶ ")
 }
 
-/// The table's selection: the selected row, when there is one.
-fn selection(app: &App) -> TableState {
-    TableState::default().with_selected((!app.view().is_empty()).then_some(app.selected))
+/// The selection of a table drawn in `area`: the selected row when there is one, scrolled as
+/// [`hit`] expects.
+fn selection(app: &App, area: Rect) -> TableState {
+    TableState::default()
+        .with_selected((!app.view().is_empty()).then_some(app.selected))
+        .with_offset(scroll_offset(app.selected, visible_rows(area)))
 }
 
 /// The main table.
@@ -288,8 +408,16 @@ fn table(f: &mut Frame<'_>, app: &App, area: Rect) {
             rows.len()
         )
     };
-    let t = group_table(app, rows, app.key(), area.width, app.shown().span(), title);
-    f.render_stateful_widget(t, area, &mut selection(app));
+    let t = group_table(
+        app,
+        rows,
+        app.key(),
+        Some(app.key_idx),
+        area.width,
+        app.shown().span(),
+        title,
+    );
+    f.render_stateful_widget(t, area, &mut selection(app, area));
 }
 
 fn sparkline(f: &mut Frame<'_>, app: &App, area: Rect) {
@@ -305,8 +433,8 @@ fn sparkline(f: &mut Frame<'_>, app: &App, area: Rect) {
     };
     let data: Vec<u64> = app
         .history
-        .get(&(app.key_idx, row.group.clone()))
-        .map(|h| h.iter().copied().collect())
+        .get(app.key_idx, &row.group)
+        .map(|h| h.iter().map(|p| p.requests).collect())
         .unwrap_or_default();
     let title = format!(
         " requests per tick, {}, last {} ticks ",
@@ -329,11 +457,20 @@ fn footer(f: &mut Frame<'_>, app: &App, area: Rect, now: Instant) {
     let line = match app.message(now) {
         Some(m) => Line::styled(format!(" {m}"), Style::new().fg(Color::Green)),
         None if app.mode() == Mode::Filter => Line::raw(" type to filter · Enter keep · Esc clear"),
-        None if app.drill().is_some() => {
-            Line::raw(" Esc back · g breakdown key · s sort · e export · q quit")
-        }
+        None if app.panel != Panel::Rates && !panel_fits(f.area()) => Line::styled(
+            format!(
+                " the {} panel needs a {}x{} terminal · l/o back",
+                if app.panel == Panel::Latency { "latency" } else { "slowest" },
+                PANEL_MIN.0,
+                PANEL_MIN.1
+            ),
+            WARN,
+        ),
+        None if app.drill().is_some() => Line::raw(
+            " Esc back · g breakdown key · s sort · l latency · o slowest · e export · q quit",
+        ),
         None => Line::raw(
-            " q quit · g/G group · s/S sort · r reverse · / filter · space pause · t rates · e export · Enter drill · ? help",
+            " q quit · g/G group · s/S sort · / filter · space pause · l latency · o slowest · Enter drill · ? help",
         ),
     };
     f.render_widget(Paragraph::new(line), area);

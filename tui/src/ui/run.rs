@@ -15,9 +15,12 @@ use std::{
 };
 
 use anyhow::Context;
-use crossterm::event::{self, Event, KeyEventKind};
+use crossterm::{
+    event::{self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind},
+    execute,
+};
 
-use super::{App, Effect, map_key, render};
+use super::{App, Effect, map_key, map_mouse, render};
 use crate::{
     capture::PacketSource,
     proto::Exchange,
@@ -112,6 +115,13 @@ pub fn run(
     // Outputs beside the dashboard (the metrics endpoint's exporter).
     beside: Vec<Box<dyn session::Output + Send>>,
 ) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the dashboard needs a terminal; without one, use --headless (tables), --json, --slow \
+             MS or --alert RULE with --headless"
+        );
+    }
     let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = mpsc::sync_channel(64);
     let capture_stop = Arc::clone(stop);
     let handle = thread::Builder::new()
@@ -132,7 +142,16 @@ pub fn run(
         .context("starting the capture thread")?;
 
     let mut terminal = ratatui::init();
+    // Clicks and the wheel come as events (htop does the same; Shift keeps the terminal's own
+    // selection). Turned off again on every way out, a panic included, after ratatui's hook.
+    let _ = execute!(std::io::stdout(), EnableMouseCapture);
+    let restore_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+        restore_hook(info);
+    }));
     let result = ui_loop(&mut terminal, &mut app, &rx, stop, &handle);
+    let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
 
     stop.store(true, Ordering::Relaxed);
@@ -202,17 +221,25 @@ fn ui_loop(
     let mut ended = false;
     loop {
         ended |= take(app, rx);
-        app.page = render::page_rows(terminal.size()?.into());
+        let size = terminal.size()?.into();
+        app.page = render::page_rows(app, size);
         app.refresh();
         terminal.draw(|f| render::draw(f, app, Instant::now()))?;
-        if event::poll(FRAME)?
-            && let Event::Key(k) = event::read()?
-            && k.kind == KeyEventKind::Press
-            && let Some(a) = map_key(k, app.mode())
-            && let Some(effect) = app.apply(a)
-            && carry_out(app, effect) == Flow::Quit
-        {
-            return Ok(());
+        if event::poll(FRAME)? {
+            let action = match event::read()? {
+                Event::Key(k) if k.kind == KeyEventKind::Press => map_key(k, app.mode()),
+                // Hit-tested against the frame just drawn.
+                Event::Mouse(m) => {
+                    map_mouse(m.kind, render::hit(app, size, m.column, m.row), app.mode())
+                }
+                _ => None,
+            };
+            if let Some(a) = action
+                && let Some(effect) = app.apply(a)
+                && carry_out(app, effect) == Flow::Quit
+            {
+                return Ok(());
+            }
         }
         if stop.load(Ordering::Relaxed) {
             return Ok(());

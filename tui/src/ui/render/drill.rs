@@ -8,19 +8,27 @@ use ratatui::{
     widgets::{Block, Borders, Paragraph},
 };
 
-use super::{fmt_bytes, fmt_us, group_table, hms, selection};
+use super::{fmt_bytes, fmt_us, group_table, hms, latency, selection, slowest};
 use crate::{
     stats::metric::Period,
     text::{ellipsize, printable},
-    ui::App,
+    ui::{App, Panel},
 };
 
-pub(super) fn drill(f: &mut Frame<'_>, app: &App, area: Rect) {
+/// The drill-down's breakdown table (top) and what is under it (bottom).
+pub(super) fn split(area: Rect) -> (Rect, Rect) {
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    (top, bottom)
+}
+
+/// The drill-down; under the breakdown, its newest exchanges, or the `l`/`o` panel of the
+/// selected breakdown group when `panel_fits`.
+pub(super) fn drill(f: &mut Frame<'_>, app: &App, area: Rect, panel_fits: bool) {
     let Some(d) = app.drill() else {
         return;
     };
-    let [top, bottom] =
-        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    let (top, bottom) = split(area);
     let by = &d.stats.keys()[d.by];
     let title = format!(
         " {} = {} by {} ({} requests) ",
@@ -33,8 +41,13 @@ pub(super) fn drill(f: &mut Frame<'_>, app: &App, area: Rect) {
         tick_s: 0.0,
         elapsed_s: 0.0,
     };
-    let t = group_table(app, app.view(), by, top.width, no_ticks, title);
-    f.render_stateful_widget(t, top, &mut selection(app));
+    let t = group_table(app, app.view(), by, None, top.width, no_ticks, title);
+    f.render_stateful_widget(t, top, &mut selection(app, top));
+    match app.panel {
+        Panel::Latency if panel_fits => return latency::panel(f, app, bottom),
+        Panel::Slowest if panel_fits => return slowest::panel(f, app, bottom),
+        _ => {}
+    }
     let lines: Vec<Line<'_>> = d
         .log
         .iter()

@@ -25,6 +25,15 @@ pub const HELP: &[(&str, &str)] = &[
     ("space, p", "pause the view (capture keeps counting)"),
     ("t", "rates vs totals for bytes"),
     ("T", "show TTFB"),
+    (
+        "l",
+        "latency panel: distribution (p50/p90/p99) and heatmap over time",
+    ),
+    ("o", "the slowest exchanges of the selected group"),
+    (
+        "mouse",
+        "click a title to sort, a row to select; wheel scrolls",
+    ),
     ("c", "clear all statistics"),
     ("e", "export the view to CSV"),
     ("j k ↑ ↓ PgUp PgDn Home End", "move the selection"),

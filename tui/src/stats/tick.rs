@@ -1,0 +1,157 @@
+//! What one rate tick counted for a group: the rates of the table (requests and bytes per second),
+//! the heatmap's column (latency by half-octave bucket) and what alert windows sum up (failures,
+//! status classes, exchanges slower than each alert's threshold).
+
+use crate::proto::Exchange;
+
+/// Latency buckets of the heatmap: half octaves (each bound √2 times the previous) from 32 µs, so
+/// a bucket's width is a fixed share of its value, as on a log axis. Bucket 0 holds everything
+/// under 32 µs, the last everything from about 4.7 min up.
+pub const BUCKETS: usize = 48;
+const FIRST_US: u64 = 32;
+
+/// The bucket of a latency in µs.
+pub fn bucket_of(us: u64) -> usize {
+    if us < FIRST_US {
+        return 0;
+    }
+    let octave = 63 - us.leading_zeros() as usize; // floor(log2 us) >= 5
+    let base = 1u128 << octave;
+    // In the upper half of the octave when us >= base·√2, i.e. us² >= 2·base².
+    let upper = u128::from(us) * u128::from(us) >= 2 * base * base;
+    (1 + 2 * (octave - 5) + usize::from(upper)).min(BUCKETS - 1)
+}
+
+/// The lower bound of bucket `i` in µs (0 for the first).
+pub fn bucket_floor_us(i: usize) -> f64 {
+    if i == 0 {
+        return 0.0;
+    }
+    let octave = (i - 1) / 2 + 5;
+    let base = (1u64 << octave) as f64;
+    if (i - 1) % 2 == 1 {
+        base * std::f64::consts::SQRT_2
+    } else {
+        base
+    }
+}
+
+/// Exchanges per latency bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buckets(pub [u32; BUCKETS]);
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Self([0; BUCKETS])
+    }
+}
+
+impl Buckets {
+    /// The non-empty buckets as (bucket, count): a tick's column kept in history.
+    pub fn sparse(&self) -> Box<[(u8, u32)]> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (i as u8, *n))
+            .collect()
+    }
+}
+
+/// Most latency thresholds counted per tick (one per latency alert rule).
+pub const MAX_THRESHOLDS: usize = 8;
+
+/// What is known of one exchange before it is counted under every key: computed once, not once
+/// per key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timing {
+    /// First request byte to last response byte, µs.
+    pub latency_us: Option<u64>,
+    pub bucket: usize,
+    /// Bit i: slower than threshold i.
+    pub over: u8,
+}
+
+impl Timing {
+    pub fn of(e: &Exchange, thresholds_us: &[u64]) -> Self {
+        let latency_us = e.latency_ns().map(|n| n / 1_000);
+        let mut over = 0;
+        if let Some(l) = latency_us {
+            for (i, t) in thresholds_us.iter().enumerate().take(MAX_THRESHOLDS) {
+                over |= u8::from(l > *t) << i;
+            }
+        }
+        Self {
+            latency_us,
+            bucket: latency_us.map_or(0, bucket_of),
+            over,
+        }
+    }
+}
+
+/// One tick's counts for a group.
+#[derive(Debug, Clone, Default)]
+pub struct TickCounts {
+    pub requests: u64,
+    /// Final responses, and those of them that failed (as [`super::Agg::failed`]).
+    pub responses: u64,
+    pub failed: u64,
+    pub no_response: u64,
+    /// Final responses by class, 1xx .. 5xx.
+    pub status: [u64; 5],
+    /// Request and response bytes.
+    pub bytes: [u64; 2],
+    /// Exchanges with a latency, and their sum in µs.
+    pub timed: u64,
+    pub latency_sum_us: u64,
+    /// Exchanges slower than each of the statistics' thresholds.
+    pub over: [u32; MAX_THRESHOLDS],
+    pub latency: Buckets,
+}
+
+impl TickCounts {
+    pub(super) fn add(&mut self, e: &Exchange, t: &Timing, class: Option<usize>, failed: bool) {
+        if e.request_seen {
+            self.requests += 1;
+            self.no_response += u64::from(e.status.is_none());
+        }
+        self.bytes[0] += e.req_bytes;
+        self.bytes[1] += e.resp_bytes;
+        if let Some(c) = class {
+            self.responses += 1;
+            self.status[c] += 1;
+            self.failed += u64::from(failed);
+        }
+        if let Some(l) = t.latency_us {
+            self.timed += 1;
+            self.latency_sum_us += l;
+            self.latency.0[t.bucket] += 1;
+            for (i, o) in self.over.iter_mut().enumerate() {
+                *o += u32::from(t.over >> i & 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_half_octaves_and_their_floors_agree() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(31), 0);
+        assert_eq!(bucket_of(32), 1);
+        assert_eq!(bucket_of(45), 1); // 32·√2 = 45.25
+        assert_eq!(bucket_of(46), 2);
+        assert_eq!(bucket_of(64), 3);
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+        for us in [32u64, 50, 99, 1000, 4_000, 80_000, 180_000, 400_000, 3_600_000_000] {
+            let b = bucket_of(us);
+            assert!(bucket_floor_us(b) <= us as f64, "{us} in {b}");
+            if b + 1 < BUCKETS {
+                assert!((us as f64) < bucket_floor_us(b + 1), "{us} in {b}");
+            }
+        }
+    }
+}
