@@ -237,7 +237,9 @@ impl Cli {
     /// rules.
     pub fn alert_rules(&self) -> anyhow::Result<(Rules, usize)> {
         let rules = Rules::new(self.alerts.clone()).map_err(|e| anyhow::anyhow!("--alert: {e}"))?;
-        let ticks = (self.alert_window / self.tick_s()).round().clamp(1.0, 3600.0) as usize;
+        let ticks = (self.alert_window / self.tick_s())
+            .round()
+            .clamp(1.0, 3600.0) as usize;
         Ok((rules, ticks))
     }
 

@@ -13,6 +13,10 @@ struct Tmux(String);
 
 impl Tmux {
     fn start(tag: &str, cmd: &str) -> Self {
+        Self::sized(tag, cmd, 120, 30)
+    }
+
+    fn sized(tag: &str, cmd: &str, w: u16, h: u16) -> Self {
         let name = format!("httptop-{tag}-{}", std::process::id());
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", &name])
@@ -23,9 +27,9 @@ impl Tmux {
             "-s",
             &name,
             "-x",
-            "120",
+            &w.to_string(),
             "-y",
-            "30",
+            &h.to_string(),
             cmd,
         ]));
         Self(name)
@@ -39,6 +43,31 @@ impl Tmux {
         run(Command::new("tmux")
             .args(["send-keys", "-t", &self.0])
             .args(keys));
+    }
+
+    /// A left click at the 0-based cell (`x`, `y`), as a terminal reports it in SGR mouse mode
+    /// (what the dashboard asks for): press and release.
+    fn click(&self, x: u16, y: u16) {
+        let (x, y) = (x + 1, y + 1);
+        self.keys(&["-l", &format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m")]);
+    }
+
+    /// One notch of the wheel (down, else up) at (`x`, `y`).
+    fn wheel(&self, down: bool, x: u16, y: u16) {
+        let b = if down { 65 } else { 64 };
+        self.keys(&["-l", &format!("\x1b[<{b};{};{}M", x + 1, y + 1)]);
+    }
+
+    fn resize(&self, w: u16, h: u16) {
+        run(Command::new("tmux").args([
+            "resize-window",
+            "-t",
+            &self.0,
+            "-x",
+            &w.to_string(),
+            "-y",
+            &h.to_string(),
+        ]));
     }
 
     fn wait_for(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
@@ -203,6 +232,82 @@ fn a_person_watching_live_traffic() {
     let r = rows(&s);
     assert!(r.contains(&("/status/503".to_owned(), 1)), "{s}");
     assert!(s.contains("drops 0"), "{s}");
+    t.keys(&["q"]);
+    t.wait_for("exit", |s| s.contains("EXITED-0"));
+}
+
+/// The 0-based column of `what` in the screen line that holds it.
+fn column_of(screen: &str, what: &str) -> (u16, u16) {
+    let (y, line) = screen
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains(what))
+        .unwrap_or_else(|| panic!("{what} not on screen:\n{screen}"));
+    let x = line[..line.find(what).unwrap()].chars().count();
+    (x as u16, y as u16)
+}
+
+#[test]
+#[ignore = "needs tmux (cargo xtask test runs it)"]
+fn a_person_reads_the_latency_pictures_with_keys_and_mouse() {
+    let bimodal = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/bimodal.pcap");
+    let cmd = format!(
+        "{BIN} -r {bimodal} -g route --alert 'p99>150ms' --alert-window 3 --slow 300; \
+         echo EXITED-$?; sleep 30"
+    );
+    let t = Tmux::sized("pictures", &cmd, 160, 45);
+    let s = t.wait_for("the table", |s| s.contains("787 reqs"));
+    // The alerts still firing at the end of the capture are listed in the header.
+    assert!(
+        s.lines().nth(2).is_some_and(|l| l.starts_with(" ALERTS 2 ")
+            && l.contains("/api/items/{id} p99>150ms")
+            && l.contains("/api/report p99>150ms")),
+        "{s}"
+    );
+    assert_eq!(rows(&s)[0], ("/api/items/{id}".to_owned(), 683), "{s}");
+
+    // l: the selected route's distribution, quantiles marked, and its heatmap.
+    t.keys(&["l"]);
+    let s = t.wait_for("the latency panel", |s| s.contains("over time: "));
+    assert!(s.contains("/api/items/{id}: 683 since start, p50 "), "{s}");
+    assert!(s.contains("◀ p50") && s.contains("◀ p90,p99"), "{s}");
+    // j: the panel follows the selection.
+    t.keys(&["j"]);
+    t.wait_for("the fail route's panel", |s| s.contains("/api/fail/{id}: 72 since start"));
+
+    // o: the slowest exchanges of the selection, slowest first.
+    t.keys(&["k", "o"]);
+    let s = t.wait_for("the slowest panel", |s| s.contains("20 slowest of /api/items/{id}"));
+    let latencies: Vec<f64> = s
+        .lines()
+        .filter(|l| l.contains(" GET "))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let i = f.iter().position(|x| *x == "200").unwrap();
+            f[i + 1].trim_end_matches("ms").parse().unwrap()
+        })
+        .collect();
+    assert!(latencies.len() >= 15, "{s}");
+    assert!(latencies.windows(2).all(|w| w[0] >= w[1]) && latencies[0] > 180.0, "{s}");
+
+    // The mouse: a click on MAX sorts by it, a click on a row selects it, the wheel moves.
+    let (x, y) = column_of(&s, "MAX");
+    t.click(x + 1, y);
+    let s = t.wait_for("sorted by MAX", |s| s.contains("MAX▼"));
+    assert_eq!(rows(&s)[0].0, "/api/report", "{s}");
+    let (_, y) = column_of(&s, "/api/fail/{id}");
+    t.click(10, y);
+    let s = t.wait_for("the fail route selected", |s| s.contains("slowest of /api/fail/{id}"));
+    assert!(s.contains("▶ /api/fail/{id}"), "{s}");
+    t.wheel(false, 10, y);
+    t.wait_for("the wheel", |s| s.contains("slowest of /api/items/{id}"));
+
+    // Below 80x24 the panel hides and the footer says why; back at size, it returns.
+    t.resize(79, 24);
+    t.wait_for("the panel hidden", |s| s.contains("needs a 80x24 terminal"));
+    t.resize(80, 24);
+    t.wait_for("the panel back", |s| s.contains("slowest of"));
+
     t.keys(&["q"]);
     t.wait_for("exit", |s| s.contains("EXITED-0"));
 }

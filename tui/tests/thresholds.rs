@@ -13,8 +13,10 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_http-top");
 const CAPTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/bimodal.pcap");
 
-/// nginx's log: (status, request time s, target, phase, time logged s).
-fn nginx() -> Vec<(u16, f64, String, char, f64)> {
+/// One line of nginx's log: status, request time (s), target, phase, time logged (s).
+type Logged = (u16, f64, String, char, f64);
+
+fn nginx() -> Vec<Logged> {
     std::fs::read_to_string(format!("{CAPTURE}.nginx.log"))
         .unwrap()
         .lines()
@@ -57,7 +59,11 @@ fn http_top(args: &[&str]) -> Vec<serde_json::Value> {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -74,7 +80,9 @@ fn slow_prints_exactly_the_exchanges_nginx_and_the_client_timed_above_it() {
             .map(|j| {
                 assert!(j["latency_ms"].as_f64().unwrap() > ms, "{j}");
                 // The same object --json writes.
-                for f in ["ts", "client", "server", "method", "route", "status", "ttfb_ms"] {
+                for f in [
+                    "ts", "client", "server", "method", "route", "status", "ttfb_ms",
+                ] {
                     assert!(j.get(f).is_some(), "{f} missing: {j}");
                 }
                 j["target"].as_str().unwrap().to_owned()
@@ -126,7 +134,7 @@ fn alerts_start_and_stop_when_nginx_saw_the_phases_change() {
         "3",
     ]);
     let log = nginx();
-    let at = |pred: &dyn Fn(&(u16, f64, String, char, f64)) -> bool| -> Vec<f64> {
+    let at = |pred: &dyn Fn(&Logged) -> bool| -> Vec<f64> {
         log.iter().filter(|n| pred(n)).map(|n| n.4).collect()
     };
     let first_503 = at(&|n| n.0 == 503)[0];
@@ -154,18 +162,29 @@ fn alerts_start_and_stop_when_nginx_saw_the_phases_change() {
     };
     // Ticks of 1 s: a change shows at the first tick after the request that made it.
     let fired = find("/api/fail/{id}", "5xx>1/s", "firing");
-    assert!(fired > first_503 && fired < first_503 + 1.5, "{fired} vs {first_503}");
+    assert!(
+        fired > first_503 && fired < first_503 + 1.5,
+        "{fired} vs {first_503}"
+    );
     let resolved = find("/api/fail/{id}", "5xx>1/s", "resolved");
-    assert!(resolved > last_503 && resolved < last_503 + 3.0 + 1.5, "{resolved} vs {last_503}");
+    assert!(
+        resolved > last_503 && resolved < last_503 + 3.0 + 1.5,
+        "{resolved} vs {last_503}"
+    );
     // Every fail call fails: its success alert starts with the 5xx one; a window with no
     // response has no success rate, and an alert with nothing to measure stops (value null).
     assert_eq!(find("/api/fail/{id}", "success<50%", "firing"), fired);
     assert_eq!(find("/api/fail/{id}", "success<50%", "resolved"), resolved);
-    assert!(lines.iter().any(|j| j["alert"] == "success<50%"
-        && j["state"] == "resolved"
-        && j["value"].is_null()));
+    assert!(
+        lines.iter().any(|j| j["alert"] == "success<50%"
+            && j["state"] == "resolved"
+            && j["value"].is_null())
+    );
     let items = find("/api/items/{id}", "p99>150ms", "firing");
-    assert!(items > first_c_miss && items < first_c_miss + 1.5, "{items} vs {first_c_miss}");
+    assert!(
+        items > first_c_miss && items < first_c_miss + 1.5,
+        "{items} vs {first_c_miss}"
+    );
     // Reports always take 400 ms: firing from their first tick on, never resolved.
     find("/api/report", "p99>150ms", "firing");
     assert_eq!(

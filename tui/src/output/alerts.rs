@@ -72,7 +72,13 @@ pub struct AlertLines<W: Write> {
 impl<W: Write> AlertLines<W> {
     /// Watches `rules` on the groups of `key` (at most `max_groups`), over windows of
     /// `window_ticks` ticks.
-    pub fn new(out: W, key: GroupKey, max_groups: usize, rules: Rules, window_ticks: usize) -> Self {
+    pub fn new(
+        out: W,
+        key: GroupKey,
+        max_groups: usize,
+        rules: Rules,
+        window_ticks: usize,
+    ) -> Self {
         let mut stats = Stats::new(vec![key], max_groups);
         stats.count_slower_than(rules.thresholds_us());
         Self {

@@ -18,7 +18,7 @@ use super::{Row, tick::MAX_THRESHOLDS};
 /// What a rule measures over its window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Measure {
-    /// A latency quantile (0.99 for p99) against a threshold counted in [`Rule::slot`].
+    /// A latency quantile in percent (99 for p99) against a threshold counted in [`Rule::slot`].
     Quantile(f64),
     /// Average latency, µs.
     Avg,
@@ -83,9 +83,7 @@ impl FromStr for Rule {
                 "{text:?}: {why} (e.g. p99>250ms, avg>100ms, success<99%, 5xx>1/s, 5xx>2%, rate<10/s)"
             )
         };
-        let at = lower
-            .find(['>', '<'])
-            .ok_or_else(|| bad("no > or <"))?;
+        let at = lower.find(['>', '<']).ok_or_else(|| bad("no > or <"))?;
         let (what, rest) = lower.split_at(at);
         let above = rest.starts_with('>');
         let value = &rest[1..];
@@ -122,7 +120,7 @@ impl FromStr for Rule {
                     .filter(|q| *q > 0.0 && *q < 100.0)
                     .ok_or_else(|| bad("a quantile is p1 .. p99.99"))?;
                 (
-                    Measure::Quantile(q / 100.0),
+                    Measure::Quantile(q),
                     latency_us(value).ok_or_else(|| bad("a latency needs a unit: us, ms, s"))?,
                 )
             }
@@ -246,7 +244,7 @@ impl Rule {
         let Some(v) = v else { return false };
         match self.measure {
             // p99 > T: more than 1% slower than T; p99 < T: no more than that.
-            Measure::Quantile(q) => (v > (1.0 - q) * 100.0) == self.above,
+            Measure::Quantile(q) => (v > 100.0 - q) == self.above,
             _ if self.above => v > self.threshold,
             _ => v < self.threshold,
         }

@@ -375,9 +375,13 @@ impl Stats {
     /// counted since the previous tick.
     pub fn tick(&mut self, now_ns: u64) {
         self.now_ns = self.now_ns.max(now_ns);
-        // The first tick began with the first exchange, not at the epoch.
+        // The first tick began with the first exchange, not at the epoch; a tick with no exchange
+        // before it still lasted (its rates are 0/s, not unknown).
         let start = match self.tick_start_ns {
-            0 => self.first_ns.unwrap_or(now_ns),
+            0 => self
+                .first_ns
+                .unwrap_or(now_ns)
+                .min(now_ns.saturating_sub(1)),
             t => t,
         };
         self.last_tick_ns = now_ns.saturating_sub(start);

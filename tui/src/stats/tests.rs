@@ -207,7 +207,7 @@ fn unknown_requests_and_tick_rates() {
         ["GET", "_unknown"]
     );
     assert_eq!(s.total().last_tick.requests, 1);
-    assert_eq!(s.total().tick_requests, 1);
+    assert_eq!(s.total().tick.requests, 1);
     // The orphan response is a response but not a request.
     assert_eq!((s.total().requests, s.total().responses), (2, 3));
 }

@@ -146,7 +146,17 @@ mod tests {
         assert_eq!(bucket_of(46), 2);
         assert_eq!(bucket_of(64), 3);
         assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
-        for us in [32u64, 50, 99, 1000, 4_000, 80_000, 180_000, 400_000, 3_600_000_000] {
+        for us in [
+            32u64,
+            50,
+            99,
+            1000,
+            4_000,
+            80_000,
+            180_000,
+            400_000,
+            3_600_000_000,
+        ] {
             let b = bucket_of(us);
             assert!(bucket_floor_us(b) <= us as f64, "{us} in {b}");
             if b + 1 < BUCKETS {

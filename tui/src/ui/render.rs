@@ -180,7 +180,11 @@ pub fn hit(app: &App, area: Rect, x: u16, y: u16) -> Hit {
         // The selection marker's two cells come first, then each column and one space.
         let mut start = inner.x + if app.view().is_empty() { 0 } else { 2 };
         for c in cols {
-            let w = if c == Column::Group { group_w } else { width(c) };
+            let w = if c == Column::Group {
+                group_w
+            } else {
+                width(c)
+            };
             if x >= start && x < start + w {
                 let n = app.columns().iter().position(|k| *k == c).unwrap_or(0);
                 return Hit::Column(n + 1);
@@ -460,7 +464,11 @@ fn footer(f: &mut Frame<'_>, app: &App, area: Rect, now: Instant) {
         None if app.panel != Panel::Rates && !panel_fits(f.area()) => Line::styled(
             format!(
                 " the {} panel needs a {}x{} terminal · l/o back",
-                if app.panel == Panel::Latency { "latency" } else { "slowest" },
+                if app.panel == Panel::Latency {
+                    "latency"
+                } else {
+                    "slowest"
+                },
                 PANEL_MIN.0,
                 PANEL_MIN.1
             ),

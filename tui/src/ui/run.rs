@@ -34,9 +34,11 @@ pub struct Batch {
     /// Capture time now (for a live source, the clock: quiet time still passes).
     pub now_ns: u64,
     pub health: Health,
-    /// Close a tick at `now_ns` after taking these exchanges. The capture side decides, so ticks
-    /// fall on capture-time boundaries even when a file is read faster than it was recorded.
-    pub tick: bool,
+    /// Close a tick at this capture time after taking these exchanges. The capture side decides,
+    /// so ticks fall on capture-time boundaries even when a file is read faster than it was
+    /// recorded. (Not `now_ns`: with several reader threads a tick is handed over after the
+    /// reader has gone further, and every tick would then close at the same time.)
+    pub tick: Option<u64>,
     /// The capture ended (a file was read to its end): keep the last picture on screen.
     pub ended: bool,
 }
@@ -58,7 +60,7 @@ struct Feed {
 }
 
 impl Feed {
-    fn send(&mut self, tick: bool, ended: bool) {
+    fn send(&mut self, tick: Option<u64>, ended: bool) {
         self.last_send = Instant::now();
         let b = Batch {
             exchanges: std::mem::take(&mut self.pending),
@@ -75,19 +77,19 @@ impl Output for Feed {
     fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()> {
         self.pending.push(e.clone());
         if self.pending.len() >= BATCH_MAX {
-            self.send(false, false);
+            self.send(None, false);
         }
         Ok(())
     }
     fn tick(&mut self, now_ns: u64) -> anyhow::Result<()> {
         self.now_ns = self.now_ns.max(now_ns);
-        self.send(true, false);
+        self.send(Some(now_ns), false);
         Ok(())
     }
     fn wake(&mut self, now_ns: u64) -> anyhow::Result<()> {
         self.now_ns = self.now_ns.max(now_ns);
         if self.last_send.elapsed() >= SEND_EVERY {
-            self.send(false, false);
+            self.send(None, false);
         }
         Ok(())
     }
@@ -98,7 +100,7 @@ impl Output for Feed {
     fn end(&mut self, h: &Health) -> anyhow::Result<()> {
         self.health = *h;
         // No tick: the stretch since the last one is partial, and its rate would lie.
-        self.send(false, true);
+        self.send(None, true);
         Ok(())
     }
     fn done(&self) -> bool {
@@ -203,8 +205,8 @@ fn take(app: &mut App, rx: &Receiver<Batch>) -> bool {
     while let Ok(b) = rx.try_recv() {
         app.ingest(b.exchanges);
         app.health = b.health;
-        if b.tick {
-            app.tick(b.now_ns);
+        if let Some(t) = b.tick {
+            app.tick(t);
         }
         ended |= b.ended;
     }

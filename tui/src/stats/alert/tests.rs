@@ -10,22 +10,39 @@ fn rules_parse_with_units_and_refuse_nonsense() {
     let r: Rule = "p99 > 250ms".parse().unwrap();
     assert_eq!(r.text, "p99>250ms");
     assert_eq!(r.threshold, 250_000.0);
-    assert_eq!(r.measure, Measure::Quantile(0.99));
+    assert_eq!(r.measure, Measure::Quantile(99.0));
     let r: Rule = "p99.9>1.5s".parse().unwrap();
-    assert_eq!((r.measure, r.threshold), (Measure::Quantile(0.999), 1_500_000.0));
+    assert_eq!(
+        (r.measure, r.threshold),
+        (Measure::Quantile(99.9), 1_500_000.0)
+    );
     assert_eq!("avg>800us".parse::<Rule>().unwrap().threshold, 800.0);
     let r: Rule = "success<99%".parse().unwrap();
-    assert_eq!((r.measure, r.above, r.threshold), (Measure::Success, false, 99.0));
+    assert_eq!(
+        (r.measure, r.above, r.threshold),
+        (Measure::Success, false, 99.0)
+    );
     let r: Rule = "5xx>1/s".parse().unwrap();
     assert_eq!((r.measure, r.threshold), (Measure::ClassRate(5), 1.0));
     let r: Rule = "4XX>2.5%".parse().unwrap();
     assert_eq!((r.measure, r.threshold), (Measure::ClassShare(4), 2.5));
     assert_eq!("rate<10/s".parse::<Rule>().unwrap().measure, Measure::Rate);
-    for bad in ["p99>250", "p99=1s", "p100>1s", "6xx>1/s", "latency>1s", "success<x%", ">1s", "p99>-1ms"] {
+    for bad in [
+        "p99>250",
+        "p99=1s",
+        "p100>1s",
+        "6xx>1/s",
+        "latency>1s",
+        "success<x%",
+        ">1s",
+        "p99>-1ms",
+    ] {
         let e = bad.parse::<Rule>().unwrap_err();
         assert!(e.contains("e.g. p99>250ms"), "{bad}: {e}");
     }
-    let nine: Vec<Rule> = (1..=9).map(|i| format!("p99>{i}ms").parse().unwrap()).collect();
+    let nine: Vec<Rule> = (1..=9)
+        .map(|i| format!("p99>{i}ms").parse().unwrap())
+        .collect();
     assert!(Rules::new(nine).is_err());
     let r = rules(&["5xx>1/s", "p99>10ms", "p50>1ms"]);
     assert_eq!(r.thresholds_us(), [10_000, 1_000]);
@@ -38,7 +55,15 @@ fn tick(s: &mut Stats, t: u64, per_tick: u64, slow: u64, failing: u64) {
     for i in 0..per_tick {
         let lat = if i < slow { 300_000 } else { 1_000 };
         let status = if i >= per_tick - failing { 503 } else { 200 };
-        s.add(&ex("10.0.0.1:1", "10.0.0.9:80", "GET", "/", Some(status), t * 1_000_000_000 + i, lat));
+        s.add(&ex(
+            "10.0.0.1:1",
+            "10.0.0.9:80",
+            "GET",
+            "/",
+            Some(status),
+            t * 1_000_000_000 + i,
+            lat,
+        ));
     }
     s.tick((t + 1) * 1_000_000_000);
 }
@@ -65,7 +90,12 @@ fn a_window_starts_and_stops_alerts_exactly_at_their_thresholds() {
         tick(&mut s, t as u64, n, slow, failing);
         let rows = s.rows(0);
         for c in w.observe(0, &rows, 1.0) {
-            fired.push((t, w.rules().list()[c.rule].text.clone(), c.firing, c.value.map(|v| (v * 10.0).round() / 10.0)));
+            fired.push((
+                t,
+                w.rules().list()[c.rule].text.clone(),
+                c.firing,
+                c.value.map(|v| (v * 10.0).round() / 10.0),
+            ));
         }
     }
     // Windows of 3 ticks: t1 holds 3 slow of 200 (1.5%), t2 3 of 300 (1.0%: not above); t3 holds

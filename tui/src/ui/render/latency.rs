@@ -47,7 +47,7 @@ fn axis_us(us: f64) -> String {
     } else {
         (us / 1e6, "s")
     };
-    let s = if v >= 100.0 || (v - v.round()).abs() < 0.05 {
+    let s = if unit == "µs" || v >= 100.0 || (v - v.round()).abs() < 0.05 {
         format!("{v:.0}")
     } else {
         format!("{v:.1}")
@@ -103,23 +103,25 @@ fn histogram(f: &mut Frame<'_>, app: &App, area: Rect) {
     let block = Block::new().borders(Borders::ALL);
     if h.is_empty() {
         f.render_widget(
-            Paragraph::new(" no exchange with a latency yet").block(block.title(format!(
-                " latency of {} ",
-                ellipsize(&row.title(), 40)
-            ))),
+            Paragraph::new(" no exchange with a latency yet")
+                .block(block.title(format!(" latency of {} ", ellipsize(&row.title(), 40)))),
             area,
         );
         return;
     }
     let q = |q: f64| units::micros(h.value_at_quantile(q) as f64);
-    let title = format!(
-        " {}: {} since start, p50 {} p90 {} p99 {} ",
+    let quantiles = format!("p50 {} p90 {} p99 {}", q(0.5), q(0.9), q(0.99));
+    let full = format!(
+        " {}: {} since start, {quantiles} ",
         ellipsize(&row.title(), 24),
         h.len(),
-        q(0.5),
-        q(0.9),
-        q(0.99)
     );
+    // Narrow: the quantiles matter most (the group is the one selected above).
+    let title = if full.chars().count() + 2 <= usize::from(area.width) {
+        full
+    } else {
+        format!(" {quantiles} ")
+    };
     let inner = block.inner(area);
     let rows = usize::from(inner.height);
     if rows == 0 || inner.width < 20 {
@@ -149,7 +151,7 @@ fn histogram(f: &mut Frame<'_>, app: &App, area: Rect) {
         .map(|i| {
             let eighths = (counts[i] * bar_w as u64 * 8).div_ceil(most) as usize;
             let mut bar = "█".repeat(eighths / 8);
-            if eighths % 8 > 0 {
+            if !eighths.is_multiple_of(8) {
                 bar.push([' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'][eighths % 8]);
             }
             let pad = bar_w.saturating_sub(bar.chars().count());
@@ -192,7 +194,9 @@ fn heatmap(f: &mut Frame<'_>, app: &App, area: Rect) {
         points.len(),
         axis_us(tick_s * 1e6)
     );
-    let used = points.iter().flat_map(|p| p.iter().map(|(b, _)| usize::from(*b)));
+    let used = points
+        .iter()
+        .flat_map(|p| p.iter().map(|(b, _)| usize::from(*b)));
     let (Some(lo), Some(hi)) = (used.clone().min(), used.max()) else {
         f.render_widget(
             Paragraph::new(" no tick with a latency yet").block(block.title(title)),
@@ -257,9 +261,12 @@ mod tests {
 
     #[test]
     fn bounds_cover_the_range_with_the_finest_series_that_fits() {
-        assert_eq!(edges(&[1.0, 2.0, 5.0], 2500.0, 410_000.0), [
-            2000.0, 5000.0, 10_000.0, 20_000.0, 50_000.0, 100_000.0, 200_000.0, 500_000.0
-        ]);
+        assert_eq!(
+            edges(&[1.0, 2.0, 5.0], 2500.0, 410_000.0),
+            [
+                2000.0, 5000.0, 10_000.0, 20_000.0, 50_000.0, 100_000.0, 200_000.0, 500_000.0
+            ]
+        );
         let e = fit_edges(2500.0, 410_000.0, 12);
         assert_eq!(e.len() - 1, 12, "{e:?}"); // R5: 2.5ms .. 630ms
         assert_eq!(fit_edges(1.0, 1e9, 3).len() - 1, 10); // decades: more than fit

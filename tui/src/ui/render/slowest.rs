@@ -71,7 +71,9 @@ pub(super) fn panel(f: &mut Frame<'_>, app: &App, area: Rect) {
                     2 => s.method.clone(),
                     3 => s.status.map_or_else(|| "---".into(), |c| c.to_string()),
                     4 => fmt_us(s.latency_us as f64, units),
-                    5 => s.ttfb_us.map_or_else(|| "-".into(), |t| fmt_us(t as f64, units)),
+                    5 => s
+                        .ttfb_us
+                        .map_or_else(|| "-".into(), |t| fmt_us(t as f64, units)),
                     6 => fmt_bytes((s.bytes[0] + s.bytes[1]) as f64, units),
                     _ => s.protocol.clone(),
                 }
