@@ -273,11 +273,15 @@ fn a_person_reads_the_latency_pictures_with_keys_and_mouse() {
     assert!(s.contains("◀ p50") && s.contains("◀ p90,p99"), "{s}");
     // j: the panel follows the selection.
     t.keys(&["j"]);
-    t.wait_for("the fail route's panel", |s| s.contains("/api/fail/{id}: 72 since start"));
+    t.wait_for("the fail route's panel", |s| {
+        s.contains("/api/fail/{id}: 72 since start")
+    });
 
     // o: the slowest exchanges of the selection, slowest first.
     t.keys(&["k", "o"]);
-    let s = t.wait_for("the slowest panel", |s| s.contains("20 slowest of /api/items/{id}"));
+    let s = t.wait_for("the slowest panel", |s| {
+        s.contains("20 slowest of /api/items/{id}")
+    });
     let latencies: Vec<f64> = s
         .lines()
         .filter(|l| l.contains(" GET "))
@@ -288,7 +292,10 @@ fn a_person_reads_the_latency_pictures_with_keys_and_mouse() {
         })
         .collect();
     assert!(latencies.len() >= 15, "{s}");
-    assert!(latencies.windows(2).all(|w| w[0] >= w[1]) && latencies[0] > 180.0, "{s}");
+    assert!(
+        latencies.windows(2).all(|w| w[0] >= w[1]) && latencies[0] > 180.0,
+        "{s}"
+    );
 
     // The mouse: a click on MAX sorts by it, a click on a row selects it, the wheel moves.
     let (x, y) = column_of(&s, "MAX");
@@ -297,7 +304,9 @@ fn a_person_reads_the_latency_pictures_with_keys_and_mouse() {
     assert_eq!(rows(&s)[0].0, "/api/report", "{s}");
     let (_, y) = column_of(&s, "/api/fail/{id}");
     t.click(10, y);
-    let s = t.wait_for("the fail route selected", |s| s.contains("slowest of /api/fail/{id}"));
+    let s = t.wait_for("the fail route selected", |s| {
+        s.contains("slowest of /api/fail/{id}")
+    });
     assert!(s.contains("▶ /api/fail/{id}"), "{s}");
     t.wheel(false, 10, y);
     t.wait_for("the wheel", |s| s.contains("slowest of /api/items/{id}"));

@@ -768,3 +768,134 @@ fn hostile_content_is_counted_or_escaped_and_never_printed_raw() {
     assert_printable("csv file", &csv);
     assert!(String::from_utf8_lossy(&csv).contains("evil\\x9b31m.example"));
 }
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and eBPF (cargo xtask test runs it)"]
+fn slow_exchanges_and_alerts_live() {
+    let dir = tmpdir("slowlive");
+    let link = Link::new(245, "486c");
+    let _httpd = start_server(&link.server, &dir, &[(&link.v4s, HTTP_PORT)]);
+    let cap = Capture::spawn(
+        &link.client,
+        &dir,
+        "--slow=100",
+        &[
+            "-i",
+            &link.vc,
+            "--alert",
+            "p99>200ms",
+            "--alert",
+            "5xx>2/s",
+            "--alert-window",
+            "2",
+            "--interval",
+            "0.5",
+        ],
+        &[],
+    );
+    let base = format!("http://{}:{HTTP_PORT}", link.v4s);
+    // 1. Fourteen timed requests, four of them slow, each with curl's own timing.
+    let t_slow = now_s();
+    let mut timed = Vec::new();
+    for i in 0..14 {
+        let ms = if i % 4 == 1 { 250 } else { 5 };
+        let out = run(link.client.exec("curl").args([
+            "-s",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{time_total}",
+            &format!("{base}/delay/{ms}"),
+        ]));
+        timed.push((
+            format!("/delay/{ms}"),
+            out.trim().parse::<f64>().unwrap() * 1e3,
+        ));
+    }
+    let t_slow_end = now_s();
+    // 2. A quiet spell longer than the window, then a burst of twenty 503s on one connection.
+    std::thread::sleep(Duration::from_millis(3000));
+    let t_burst = now_s();
+    let mut args: Vec<String> = vec!["-s".into(), "--max-time".into(), "10".into()];
+    for _ in 0..20 {
+        args.extend([
+            "-o".into(),
+            "/dev/null".into(),
+            format!("{base}/status/503"),
+        ]);
+    }
+    run(link.client.exec("curl").args(&args));
+    let t_burst_end = now_s();
+    let alerts = |cap: &Capture| {
+        fs::read_to_string(&cap.out)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"alert\""))
+            .count()
+    };
+    wait_until_or(
+        "both alerts to start and stop",
+        Duration::from_secs(20),
+        || alerts(&cap) >= 4,
+        || fs::read_to_string(&cap.out).unwrap_or_default(),
+    );
+    let (_, lines) = cap.stop_json();
+    let (alert_lines, slow): (Vec<_>, Vec<_>) =
+        lines.iter().partition(|j| j.get("alert").is_some());
+
+    // --slow: exactly the requests curl timed above 100 ms, each no slower than curl saw it.
+    let mut want: Vec<&(String, f64)> = timed.iter().filter(|(_, ms)| *ms > 100.0).collect();
+    assert_eq!(want.len(), 4, "{timed:?}");
+    assert_eq!(slow.len(), 4, "{slow:#?}");
+    want.sort_by(|a, b| a.1.total_cmp(&b.1));
+    for j in &slow {
+        let l = j["latency_ms"].as_f64().unwrap();
+        assert_eq!(j["target"], "/delay/250", "{j}");
+        assert!(l >= 250.0 && l <= want[3].1, "{j} vs curl {want:?}");
+    }
+
+    // --alert: each starts while its traffic runs and stops once the window has let it go.
+    let find = |rule: &str, state: &str| -> &serde_json::Value {
+        alert_lines
+            .iter()
+            .find(|j| j["alert"] == rule && j["state"] == state)
+            .unwrap_or_else(|| panic!("no {state} {rule} in {alert_lines:#?}"))
+    };
+    let ts = |j: &serde_json::Value| j["ts"].as_f64().unwrap();
+    let server = format!("{}:{HTTP_PORT}", link.v4s);
+    for j in &alert_lines {
+        assert_eq!(j["group"], server.as_str(), "{j}");
+        assert_eq!(j["key"], "server");
+    }
+    let p99 = find("p99>200ms", "firing");
+    assert!(
+        ts(p99) > t_slow && ts(p99) < t_slow_end + 1.0,
+        "{p99} {t_slow}..{t_slow_end}"
+    );
+    let p99_end = find("p99>200ms", "resolved");
+    assert!(
+        ts(p99_end) > t_slow_end && ts(p99_end) < t_slow_end + 2.0 + 1.0,
+        "{p99_end}"
+    );
+    let e5 = find("5xx>2/s", "firing");
+    assert!(
+        ts(e5) > t_burst && ts(e5) < t_burst_end + 1.0,
+        "{e5} {t_burst}..{t_burst_end}"
+    );
+    assert!(e5["value"].as_f64().unwrap() > 2.0, "{e5}");
+    let e5_end = find("5xx>2/s", "resolved");
+    assert!(
+        ts(e5_end) > t_burst_end && ts(e5_end) < t_burst_end + 2.0 + 1.0,
+        "{e5_end}"
+    );
+    assert_eq!(alert_lines.len(), 4, "{alert_lines:#?}");
+}

@@ -21,28 +21,61 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         .arg(&out))
 }
 
-/// Runs the release binary on the demo in a 118x30 tmux pane grouped by path:1, selects the second
-/// row, and turns the pane (with its colours) into `assets/dashboard.svg`.
+/// Draws two pictures with the release binary in tmux panes, each turned (with its colours) into
+/// SVG: `assets/dashboard.svg` (the demo grouped by path:1, the second row selected, 118x30) and
+/// `assets/latency.svg` (the bimodal capture grouped by route with its alerts, the latency panel
+/// of the first route, 118x34).
 pub fn screenshot(root: &Path) -> anyhow::Result<()> {
     setup::run(false)?;
     sh(crate::cargo().args(["build", "--release", "-p", "http-top"]))?;
     let bin = root.join("target/release/http-top");
-    let demo = root.join("assets/demo.pcap");
+    shot(
+        root,
+        &format!(
+            "{} -r {} -g path:1",
+            bin.display(),
+            root.join("assets/demo.pcap").display()
+        ),
+        (118, 30),
+        "756 reqs",
+        &["j"],
+        "dashboard.svg",
+    )?;
+    shot(
+        root,
+        &format!(
+            "{} -r {} -g route --alert 'p99>150ms' --alert-window 3 --slow 300",
+            bin.display(),
+            root.join("assets/bimodal.pcap").display()
+        ),
+        (118, 34),
+        "787 reqs",
+        &["l"],
+        "latency.svg",
+    )
+}
+
+/// Runs `cmd` in a `size` tmux pane until `ready` shows, presses `keys`, and writes the pane as
+/// `assets/NAME`.
+fn shot(
+    root: &Path,
+    cmd: &str,
+    size: (u16, u16),
+    ready: &str,
+    keys: &[&str],
+    name: &str,
+) -> anyhow::Result<()> {
     let session = format!("http-top-shot-{}", std::process::id());
-    let cmd = format!(
-        "{} -r {} -g path:1; sleep 30",
-        bin.display(),
-        demo.display()
-    );
+    let cmd = format!("{cmd}; sleep 30");
     sh(Command::new("tmux").args([
         "new-session",
         "-d",
         "-s",
         &session,
         "-x",
-        "118",
+        &size.0.to_string(),
         "-y",
-        "30",
+        &size.1.to_string(),
         &cmd,
     ]))?;
     let capture = || -> anyhow::Result<String> {
@@ -52,16 +85,18 @@ pub fn screenshot(root: &Path) -> anyhow::Result<()> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let start = std::time::Instant::now();
-    while !capture()?.contains("756 reqs") {
+    while !capture()?.contains(ready) {
         if start.elapsed() > std::time::Duration::from_secs(20) {
             let _ = Command::new("tmux")
                 .args(["kill-session", "-t", &session])
                 .status();
-            bail!("the dashboard did not show the demo's requests");
+            bail!("the dashboard did not show {ready:?}");
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    sh(Command::new("tmux").args(["send-keys", "-t", &session, "j"]))?;
+    for k in keys {
+        sh(Command::new("tmux").args(["send-keys", "-t", &session, k]))?;
+    }
     std::thread::sleep(std::time::Duration::from_millis(300));
     let pane = capture()?;
     let _ = Command::new("tmux")
@@ -70,13 +105,13 @@ pub fn screenshot(root: &Path) -> anyhow::Result<()> {
     let mut child = Command::new("python3")
         .arg(root.join("xtask/scripts/pane-to-svg.py"))
         .stdin(std::process::Stdio::piped())
-        .stdout(std::fs::File::create(root.join("assets/dashboard.svg"))?)
+        .stdout(std::fs::File::create(root.join("assets").join(name))?)
         .spawn()?;
     std::io::Write::write_all(child.stdin.as_mut().expect("piped"), pane.as_bytes())?;
     drop(child.stdin.take());
     if !child.wait()?.success() {
         bail!("pane-to-svg failed");
     }
-    eprintln!("xtask: wrote assets/dashboard.svg");
+    eprintln!("xtask: wrote assets/{name}");
     Ok(())
 }

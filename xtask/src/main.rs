@@ -56,7 +56,7 @@ enum Cmd {
     /// Build a Debian package of the release build (binary, man page, completions, systemd unit)
     /// into target/debian/
     Package,
-    /// Regenerate assets/dashboard.svg: the dashboard on the demo, in tmux, drawn as SVG
+    /// Regenerate assets/dashboard.svg and assets/latency.svg: the dashboard in tmux, drawn as SVG
     Screenshot,
     /// Regenerate assets/demo.pcap from real traffic (nginx and curl in network namespaces; root)
     DemoCapture,
