@@ -23,7 +23,7 @@ use self::{
 };
 use crate::{
     owner::Owner,
-    proto::{Exchange, Grpc},
+    proto::Exchange,
 };
 
 /// Label of the overflow group.
@@ -122,18 +122,12 @@ impl Agg {
         self.bytes_in += e.req_bytes;
         self.bytes_out += e.resp_bytes;
         self.gap_affected += u64::from(e.gap);
-        let mut class = None;
-        let mut failed = false;
-        if let Some(s) = e.status {
+        if let Some(c) = t.class {
             self.responses += 1;
-            let c = usize::from((s / 100).clamp(1, 5)) - 1;
             self.status[c] += 1;
-            let grpc_failed = matches!(e.grpc, Grpc::Status(2 | 4 | 12 | 13 | 14 | 15));
-            failed = c == 4 || grpc_failed;
-            self.failed += u64::from(failed);
-            class = Some(c);
+            self.failed += u64::from(t.failed);
         }
-        self.tick.add(e, t, class, failed);
+        self.tick.add(e, t);
         if let Some(l) = e.latency_ns() {
             record(&mut self.latency, l);
         }
@@ -265,6 +259,8 @@ pub struct Stats {
     thresholds_us: Vec<u64>,
     /// Slowest exchanges kept per group (0: none).
     slowest_cap: usize,
+    /// Whether ticks count latency per bucket (the heatmap's columns).
+    latency_buckets: bool,
 }
 
 /// One row of a snapshot.
@@ -304,6 +300,7 @@ impl Stats {
             label_buf: Vec::new(),
             thresholds_us: Vec::new(),
             slowest_cap: 0,
+            latency_buckets: false,
         }
     }
 
@@ -319,11 +316,17 @@ impl Stats {
         self.slowest_cap = n;
     }
 
-    /// Statistics of the same keys, caps, thresholds and slowest count, with nothing counted.
+    /// Counts each tick's exchanges per latency bucket ([`TickCounts::latency`]).
+    pub fn count_latency_buckets(&mut self) {
+        self.latency_buckets = true;
+    }
+
+    /// Statistics of the same keys, caps and extra counts, with nothing counted.
     pub fn empty_like(&self) -> Self {
         let mut s = Self::new(self.keys.clone(), self.max_groups);
         s.count_slower_than(self.thresholds_us.clone());
         s.keep_slowest(self.slowest_cap);
+        s.latency_buckets = self.latency_buckets;
         s
     }
 
@@ -344,7 +347,7 @@ impl Stats {
         };
         self.first_ns.get_or_insert(t);
         self.now_ns = self.now_ns.max(e.resp_last_ns).max(e.req_last_ns);
-        let timing = Timing::of(e, &self.thresholds_us);
+        let timing = Timing::of(e, &self.thresholds_us, self.latency_buckets);
         self.total.add(e, &timing);
         // Made once, when a first group keeps it; shared by every group that does.
         let mut slow: Option<std::sync::Arc<SlowExchange>> = None;

@@ -2,7 +2,7 @@
 //! the heatmap's column (latency by half-octave bucket) and what alert windows sum up (failures,
 //! status classes, exchanges slower than each alert's threshold).
 
-use crate::proto::Exchange;
+use crate::proto::{Exchange, Grpc};
 
 /// Latency buckets of the heatmap: half octaves (each bound √2 times the previous) from 32 µs, so
 /// a bucket's width is a fixed share of its value, as on a log axis. Bucket 0 holds everything
@@ -67,13 +67,19 @@ pub const MAX_THRESHOLDS: usize = 8;
 pub struct Timing {
     /// First request byte to last response byte, µs.
     pub latency_us: Option<u64>,
-    pub bucket: usize,
+    /// Its heatmap bucket, when the statistics keep them (the dashboard's: headless tables do
+    /// not pay for them).
+    pub bucket: Option<usize>,
     /// Bit i: slower than threshold i.
     pub over: u8,
+    /// The final response's status class (0 for 1xx .. 4 for 5xx), and whether it failed (5xx,
+    /// or a gRPC server error).
+    pub class: Option<usize>,
+    pub failed: bool,
 }
 
 impl Timing {
-    pub fn of(e: &Exchange, thresholds_us: &[u64]) -> Self {
+    pub fn of(e: &Exchange, thresholds_us: &[u64], buckets: bool) -> Self {
         let latency_us = e.latency_ns().map(|n| n / 1_000);
         let mut over = 0;
         if let Some(l) = latency_us {
@@ -81,10 +87,15 @@ impl Timing {
                 over |= u8::from(l > *t) << i;
             }
         }
+        let class = e.status.map(|s| usize::from((s / 100).clamp(1, 5)) - 1);
+        // OpenTelemetry's server errors among gRPC statuses.
+        let grpc_failed = matches!(e.grpc, Grpc::Status(2 | 4 | 12 | 13 | 14 | 15));
         Self {
             latency_us,
-            bucket: latency_us.map_or(0, bucket_of),
+            bucket: latency_us.filter(|_| buckets).map(bucket_of),
             over,
+            class,
+            failed: class == Some(4) || (class.is_some() && grpc_failed),
         }
     }
 }
@@ -110,24 +121,28 @@ pub struct TickCounts {
 }
 
 impl TickCounts {
-    pub(super) fn add(&mut self, e: &Exchange, t: &Timing, class: Option<usize>, failed: bool) {
+    pub(super) fn add(&mut self, e: &Exchange, t: &Timing) {
         if e.request_seen {
             self.requests += 1;
             self.no_response += u64::from(e.status.is_none());
         }
         self.bytes[0] += e.req_bytes;
         self.bytes[1] += e.resp_bytes;
-        if let Some(c) = class {
+        if let Some(c) = t.class {
             self.responses += 1;
             self.status[c] += 1;
-            self.failed += u64::from(failed);
+            self.failed += u64::from(t.failed);
         }
         if let Some(l) = t.latency_us {
             self.timed += 1;
             self.latency_sum_us += l;
-            self.latency.0[t.bucket] += 1;
-            for (i, o) in self.over.iter_mut().enumerate() {
-                *o += u32::from(t.over >> i & 1);
+            if let Some(b) = t.bucket {
+                self.latency.0[b] += 1;
+            }
+            let mut over = t.over;
+            while over != 0 {
+                self.over[over.trailing_zeros() as usize] += 1;
+                over &= over - 1;
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::stats::Stats;
+use crate::stats::{Row, Stats};
 
 /// Ticks of history kept per group (two minutes at the default 1 s tick).
 pub const HISTORY: usize = 120;
@@ -24,16 +24,21 @@ impl History {
     /// Takes the tick `stats` just closed: a point for each group of each key.
     pub fn record(&mut self, stats: &Stats) {
         for k in 0..stats.keys().len() {
-            for r in stats.rows(k) {
-                let h = self.0.entry((k, r.group)).or_default();
-                if h.len() == HISTORY {
-                    h.pop_front();
-                }
-                h.push_back(Point {
-                    requests: r.agg.last_tick.requests,
-                    latency: r.agg.last_tick.latency.sparse(),
-                });
+            self.record_rows(k, &stats.rows(k));
+        }
+    }
+
+    /// Takes the tick just closed for the rows of key `k`.
+    pub fn record_rows(&mut self, k: usize, rows: &[Row]) {
+        for r in rows {
+            let h = self.0.entry((k, r.group.clone())).or_default();
+            if h.len() == HISTORY {
+                h.pop_front();
             }
+            h.push_back(Point {
+                requests: r.agg.last_tick.requests,
+                latency: r.agg.last_tick.latency.sparse(),
+            });
         }
     }
 

@@ -123,6 +123,7 @@ pub struct App {
 impl App {
     pub fn new(mut stats: Stats, source: String, units: Units, export_dir: PathBuf) -> Self {
         stats.keep_slowest(SLOWEST);
+        stats.count_latency_buckets();
         Self {
             stats,
             frozen: None,
@@ -284,11 +285,12 @@ impl App {
     /// Closes a tick at capture time `now_ns`: rates roll, and each group's history gets a point.
     pub fn tick(&mut self, now_ns: u64) {
         self.stats.tick(now_ns);
-        self.history.record(&self.stats);
         let tick_s = self.stats.last_tick_s();
         for k in 0..self.stats.keys().len() {
+            let rows = self.stats.rows(k);
+            self.history.record_rows(k, &rows);
             // The dashboard marks alerts rather than printing them.
-            let _ = self.watch.observe(k, &self.stats.rows(k), tick_s);
+            let _ = self.watch.observe(k, &rows, tick_s);
         }
         if let Some(d) = self.drill_mut() {
             d.stats.tick(now_ns);
