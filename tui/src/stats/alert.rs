@@ -362,20 +362,25 @@ impl Watch {
         changes
     }
 
+    /// The rules firing in `w`, with their latest values.
+    fn firing_in<'a>(
+        &'a self,
+        w: &'a Watched,
+    ) -> impl Iterator<Item = (&'a Rule, Option<f64>)> + 'a {
+        self.rules
+            .list()
+            .iter()
+            .zip(&w.firing)
+            .zip(&w.values)
+            .filter(|((_, f), _)| **f)
+            .map(|((r, _), v)| (r, *v))
+    }
+
     /// The rules firing for a group, with their latest values.
     pub fn firing(&self, key: usize, group: &str) -> Vec<(&Rule, Option<f64>)> {
         self.groups
             .get(&(key, group.to_owned()))
-            .map(|w| {
-                self.rules
-                    .list()
-                    .iter()
-                    .zip(&w.firing)
-                    .zip(&w.values)
-                    .filter(|((_, f), _)| **f)
-                    .map(|((r, _), v)| (r, *v))
-                    .collect()
-            })
+            .map(|w| self.firing_in(w).collect())
             .unwrap_or_default()
     }
 
@@ -385,15 +390,7 @@ impl Watch {
             .groups
             .iter()
             .filter(|((k, _), _)| *k == key)
-            .flat_map(|((_, g), w)| {
-                self.rules
-                    .list()
-                    .iter()
-                    .zip(&w.firing)
-                    .zip(&w.values)
-                    .filter(|((_, f), _)| **f)
-                    .map(move |((r, _), v)| (g.as_str(), r, *v))
-            })
+            .flat_map(|((_, g), w)| self.firing_in(w).map(move |(r, v)| (g.as_str(), r, v)))
             .collect();
         out.sort_by(|a, b| a.0.cmp(b.0).then_with(|| a.1.text.cmp(&b.1.text)));
         out

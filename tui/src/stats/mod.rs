@@ -21,10 +21,7 @@ use self::{
     slowest::{SlowExchange, Slowest},
     tick::{TickCounts, Timing},
 };
-use crate::{
-    owner::Owner,
-    proto::Exchange,
-};
+use crate::{owner::Owner, proto::Exchange};
 
 /// Label of the overflow group.
 pub const OTHER: &str = "_other";
