@@ -54,8 +54,13 @@ fn client() -> Vec<(char, String, u16, f64)> {
 }
 
 fn http_top(args: &[&str]) -> Vec<serde_json::Value> {
+    http_top_on(CAPTURE, args)
+}
+
+/// `http-top -r CAPTURE --headless ARGS`: its stdout, every line parsed as JSON.
+fn http_top_on(capture: &str, args: &[&str]) -> Vec<serde_json::Value> {
     let out = Command::new(BIN)
-        .args(["-r", CAPTURE, "--headless"])
+        .args(["-r", capture, "--headless"])
         .args(args)
         .output()
         .unwrap();
@@ -195,4 +200,31 @@ fn alerts_start_and_stop_when_nginx_saw_the_phases_change() {
         2,
         "{events:#?}"
     );
+}
+
+#[test]
+fn several_json_streams_share_stdout_without_cutting_a_line() {
+    // Every exchange is slower than 0 ms (740 lines, several buffers' worth) and every group of
+    // every tick alerts, so both outputs flush many times into the same stdout.
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/demo.pcap");
+    let lines = http_top_on(
+        demo,
+        &[
+            "-g",
+            "path",
+            "--slow",
+            "0",
+            "--alert",
+            "rate>0/s",
+            "--alert-window",
+            "1",
+        ],
+    );
+    let alerts = lines.iter().filter(|j| j.get("alert").is_some()).count();
+    let slow = lines
+        .iter()
+        .filter(|j| j.get("latency_ms").is_some())
+        .count();
+    assert!(alerts > 50 && slow > 700, "{alerts} alerts, {slow} slow");
+    assert_eq!(alerts + slow, lines.len());
 }

@@ -80,7 +80,7 @@ impl<W: Write> AlertLines<W> {
         window_ticks: usize,
     ) -> Self {
         let mut stats = Stats::new(vec![key], max_groups);
-        stats.count_slower_than(rules.thresholds_us());
+        stats.count_slower_than(rules.thresholds_ns());
         Self {
             sink: Sink::new(out),
             stats,
@@ -102,7 +102,7 @@ impl<W: Write> Output for AlertLines<W> {
         let key = &self.stats.keys()[0];
         for c in &changes {
             self.sink
-                .write(|w| write_alert_line(w, self.watch.rules(), key, c, now_ns))?;
+                .line(|w| write_alert_line(w, self.watch.rules(), key, c, now_ns))?;
         }
         if !changes.is_empty() {
             self.sink.flush()?;

@@ -106,7 +106,7 @@ pub struct JsonLines<W: Write>(pub Sink<W>);
 
 impl<W: Write> Output for JsonLines<W> {
     fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()> {
-        self.0.write(|w| write_json_line(w, e))
+        self.0.line(|w| write_json_line(w, e))
     }
     fn idle(&mut self) -> anyhow::Result<()> {
         self.0.flush()

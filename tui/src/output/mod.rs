@@ -24,6 +24,8 @@ use crate::session::Health;
 pub struct Sink<W: Write> {
     out: io::BufWriter<W>,
     closed: bool,
+    /// One line being made ([`Sink::line`]).
+    line: Vec<u8>,
 }
 
 impl<W: Write> Sink<W> {
@@ -31,7 +33,23 @@ impl<W: Write> Sink<W> {
         Self {
             out: io::BufWriter::with_capacity(1 << 16, out),
             closed: false,
+            line: Vec::new(),
         }
+    }
+
+    /// Writes what `f` makes as one piece. Several stream outputs share stdout (`--slow` with
+    /// `--alert`, `--json` with `--alert`...), each through its own buffer: a buffer only ever
+    /// holds whole lines, so one that fills flushes whole lines, and no line is cut by another's.
+    pub fn line(&mut self, f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> anyhow::Result<()> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        let made = f(&mut line);
+        let r = match made {
+            Ok(()) => self.write(|w| w.write_all(&line)),
+            Err(e) => Err(e).context("formatting a line"),
+        };
+        self.line = line;
+        r
     }
 
     /// Runs `f` on the writer unless the reader has gone.

@@ -88,7 +88,7 @@ pub struct PacketLines<W: Write> {
 impl<W: Write> Output for PacketLines<W> {
     fn packet(&mut self, p: &Packet<'_>) -> anyhow::Result<()> {
         let ifaces = &self.ifaces;
-        self.sink.write(|w| packet_line(w, p, ifaces))
+        self.sink.line(|w| packet_line(w, p, ifaces))
     }
     fn wants_packets(&self) -> bool {
         true

@@ -19,7 +19,7 @@ pub struct SlowLines<W: Write> {
 impl<W: Write> Output for SlowLines<W> {
     fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()> {
         if e.latency_ns().is_some_and(|l| l > self.slower_than_ns) {
-            self.sink.write(|w| write_json_line(w, e))?;
+            self.sink.line(|w| write_json_line(w, e))?;
         }
         Ok(())
     }

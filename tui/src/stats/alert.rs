@@ -4,8 +4,13 @@
 //!
 //! Latency quantiles are decided exactly, by counting, not estimated from a histogram: `p99>250ms`
 //! holds when more than 1% of the window's exchanges took longer than 250 ms (the statistics count,
-//! per tick, the exchanges slower than each rule's threshold: [`super::tick::TickCounts::over`]).
-//! Its value is that share.
+//! per tick, the exchanges slower than each rule's threshold, in ns:
+//! [`super::tick::TickCounts::over`]), in integers, so a share exactly at the quantile does not
+//! fire. Its value is that share.
+//!
+//! A window of up to [`SLOTS`] ticks slides tick by tick; a longer one is kept in [`SLOTS`] slots
+//! of several ticks each (memory per group stays small under every key) and slides a slot at a
+//! time. Its sums are kept running: a tick costs the same for any window.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -18,8 +23,9 @@ use super::{Row, tick::MAX_THRESHOLDS};
 /// What a rule measures over its window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Measure {
-    /// A latency quantile in percent (99 for p99) against a threshold counted in [`Rule::slot`].
-    Quantile(f64),
+    /// A latency quantile in parts per million (990 000 for p99) against a threshold counted in
+    /// [`Rule::slot`].
+    Quantile(u32),
     /// Average latency, µs.
     Avg,
     /// Success rate, percent (as the SUCC% column).
@@ -118,9 +124,9 @@ impl FromStr for Rule {
             p if p.starts_with('p') => {
                 let q = number(&p[1..])
                     .filter(|q| *q > 0.0 && *q < 100.0)
-                    .ok_or_else(|| bad("a quantile is p1 .. p99.99"))?;
+                    .ok_or_else(|| bad("a quantile is p1 .. p99.9999"))?;
                 (
-                    Measure::Quantile(q),
+                    Measure::Quantile((q * 10_000.0).round() as u32),
                     latency_us(value).ok_or_else(|| bad("a latency needs a unit: us, ms, s"))?,
                 )
             }
@@ -158,12 +164,12 @@ impl Rules {
         Ok(Self(rules))
     }
 
-    /// The latencies (µs) the statistics count exceedances of, by slot.
-    pub fn thresholds_us(&self) -> Vec<u64> {
+    /// The latencies (ns) the statistics count exceedances of, by slot.
+    pub fn thresholds_ns(&self) -> Vec<u64> {
         self.0
             .iter()
             .filter(|r| matches!(r.measure, Measure::Quantile(_)))
-            .map(|r| r.threshold as u64)
+            .map(|r| (r.threshold * 1e3).round() as u64)
             .collect()
     }
 
@@ -176,10 +182,13 @@ impl Rules {
     }
 }
 
-/// What a window of ticks counted for a group.
+/// Ticks (or slots of ticks) a window keeps at most.
+pub const SLOTS: usize = 30;
+
+/// What a tick, a slot or a window counted for a group.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sample {
-    secs: f64,
+    ns: u64,
     requests: u64,
     responses: u64,
     failed: u64,
@@ -191,10 +200,10 @@ struct Sample {
 }
 
 impl Sample {
-    fn of(r: &Row, secs: f64) -> Self {
+    fn of(r: &Row, ns: u64) -> Self {
         let t = &r.agg.last_tick;
         Self {
-            secs,
+            ns,
             requests: t.requests,
             responses: t.responses,
             failed: t.failed,
@@ -206,19 +215,27 @@ impl Sample {
         }
     }
 
-    fn add(&mut self, o: &Self) {
-        self.secs += o.secs;
-        self.requests += o.requests;
-        self.responses += o.responses;
-        self.failed += o.failed;
-        self.no_response += o.no_response;
-        self.timed += o.timed;
-        self.latency_sum_us += o.latency_sum_us;
+    /// Adds `o` to this (`sign` 1), or takes it away (`sign` -1: a slot leaving the window).
+    fn add(&mut self, o: &Self, sign: i8) {
+        let f = |a: &mut u64, b: u64| {
+            *a = if sign > 0 {
+                a.saturating_add(b)
+            } else {
+                a.saturating_sub(b)
+            }
+        };
+        f(&mut self.ns, o.ns);
+        f(&mut self.requests, o.requests);
+        f(&mut self.responses, o.responses);
+        f(&mut self.failed, o.failed);
+        f(&mut self.no_response, o.no_response);
+        f(&mut self.timed, o.timed);
+        f(&mut self.latency_sum_us, o.latency_sum_us);
         for (a, b) in self.status.iter_mut().zip(o.status) {
-            *a += b;
+            f(a, b);
         }
         for (a, b) in self.over.iter_mut().zip(o.over) {
-            *a += b;
+            f(a, b);
         }
     }
 }
@@ -228,7 +245,8 @@ impl Rule {
     /// for a latency, no response for a share).
     fn value(&self, w: &Sample) -> Option<f64> {
         let pct = |n: u64, d: u64| (d > 0).then(|| n as f64 * 100.0 / d as f64);
-        let per_s = |n: u64| (w.secs > 0.0).then(|| n as f64 / w.secs);
+        let secs = w.ns as f64 / 1e9;
+        let per_s = |n: u64| (secs > 0.0).then(|| n as f64 / secs);
         match self.measure {
             Measure::Quantile(_) => pct(w.over[self.slot], w.timed),
             Measure::Avg => (w.timed > 0).then(|| w.latency_sum_us as f64 / w.timed as f64),
@@ -239,12 +257,17 @@ impl Rule {
         }
     }
 
-    /// Whether the rule holds for a window whose value is `v`.
-    fn holds(&self, v: Option<f64>) -> bool {
+    /// Whether the rule holds for window `w`, whose value is `v`.
+    fn holds(&self, w: &Sample, v: Option<f64>) -> bool {
         let Some(v) = v else { return false };
         match self.measure {
-            // p99 > T: more than 1% slower than T; p99 < T: no more than that.
-            Measure::Quantile(q) => (v > 100.0 - q) == self.above,
+            // p99 > T: more than 1% slower than T, in integers (over/timed > (1 - q));
+            // p99 < T: no more than that.
+            Measure::Quantile(ppm) => {
+                let over = u128::from(w.over[self.slot]) * 1_000_000;
+                let allowed = u128::from(1_000_000 - ppm) * u128::from(w.timed);
+                (over > allowed) == self.above
+            }
             _ if self.above => v > self.threshold,
             _ => v < self.threshold,
         }
@@ -293,7 +316,12 @@ pub struct Change {
 /// One group's window and alert states.
 #[derive(Debug, Clone, Default)]
 struct Watched {
-    ticks: VecDeque<Sample>,
+    /// The window's slots, oldest first; the last is being filled.
+    slots: VecDeque<Sample>,
+    /// Ticks in the last slot.
+    in_last: usize,
+    /// The sum of the slots.
+    sum: Sample,
     /// Per rule: whether it is firing, and its latest value.
     firing: Vec<bool>,
     values: Vec<Option<f64>>,
@@ -303,16 +331,22 @@ struct Watched {
 #[derive(Debug, Clone)]
 pub struct Watch {
     rules: Rules,
-    window_ticks: usize,
+    /// Ticks per slot, and slots per window.
+    slot_ticks: usize,
+    slots: usize,
     groups: HashMap<(usize, String), Watched>,
 }
 
 impl Watch {
-    /// Checks `rules` over windows of `window_ticks` ticks.
+    /// Checks `rules` over windows of `window_ticks` ticks (past [`SLOTS`] ticks, the nearest
+    /// whole number of slots).
     pub fn new(rules: Rules, window_ticks: usize) -> Self {
+        let window_ticks = window_ticks.max(1);
+        let slot_ticks = window_ticks.div_ceil(SLOTS);
         Self {
             rules,
-            window_ticks: window_ticks.max(1),
+            slot_ticks,
+            slots: window_ticks.div_ceil(slot_ticks),
             groups: HashMap::new(),
         }
     }
@@ -329,21 +363,30 @@ impl Watch {
             return changes;
         }
         let n = self.rules.list().len();
+        let tick_ns = (tick_s.max(0.0) * 1e9) as u64;
         for r in rows {
             let w = self.groups.entry((key, r.group.clone())).or_default();
-            if w.ticks.len() == self.window_ticks {
-                w.ticks.pop_front();
+            if w.slots.is_empty() || w.in_last == self.slot_ticks {
+                if w.slots.len() == self.slots
+                    && let Some(old) = w.slots.pop_front()
+                {
+                    w.sum.add(&old, -1);
+                }
+                w.slots.push_back(Sample::default());
+                w.in_last = 0;
             }
-            w.ticks.push_back(Sample::of(r, tick_s));
-            let mut sum = Sample::default();
-            for t in &w.ticks {
-                sum.add(t);
+            let tick = Sample::of(r, tick_ns);
+            if let Some(last) = w.slots.back_mut() {
+                last.add(&tick, 1);
             }
+            w.in_last += 1;
+            w.sum.add(&tick, 1);
+            let sum = w.sum;
             w.firing.resize(n, false);
             w.values.resize(n, None);
             for (i, rule) in self.rules.list().iter().enumerate() {
                 let v = rule.value(&sum);
-                let holds = rule.holds(v);
+                let holds = rule.holds(&sum, v);
                 w.values[i] = v;
                 if holds != w.firing[i] {
                     w.firing[i] = holds;
@@ -354,7 +397,7 @@ impl Watch {
                         firing: holds,
                         value: v,
                         requests: sum.requests,
-                        window_s: sum.secs,
+                        window_s: sum.ns as f64 / 1e9,
                     });
                 }
             }

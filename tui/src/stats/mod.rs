@@ -252,8 +252,8 @@ pub struct Stats {
     last_tick_ns: u64,
     /// Scratch space for raw groups.
     label_buf: Vec<u8>,
-    /// Latencies (µs) whose exceedances each tick counts ([`TickCounts::over`]): alert thresholds.
-    thresholds_us: Vec<u64>,
+    /// Latencies (ns) whose exceedances each tick counts ([`TickCounts::over`]): alert thresholds.
+    thresholds_ns: Vec<u64>,
     /// Slowest exchanges kept per group (0: none).
     slowest_cap: usize,
     /// Whether ticks count latency per bucket (the heatmap's columns).
@@ -295,17 +295,17 @@ impl Stats {
             tick_start_ns: 0,
             last_tick_ns: 0,
             label_buf: Vec::new(),
-            thresholds_us: Vec::new(),
+            thresholds_ns: Vec::new(),
             slowest_cap: 0,
             latency_buckets: false,
         }
     }
 
-    /// Counts, per tick and group, the exchanges slower than each of these latencies (µs; the
+    /// Counts, per tick and group, the exchanges slower than each of these latencies (ns; the
     /// first [`tick::MAX_THRESHOLDS`]).
-    pub fn count_slower_than(&mut self, mut thresholds_us: Vec<u64>) {
-        thresholds_us.truncate(tick::MAX_THRESHOLDS);
-        self.thresholds_us = thresholds_us;
+    pub fn count_slower_than(&mut self, mut thresholds_ns: Vec<u64>) {
+        thresholds_ns.truncate(tick::MAX_THRESHOLDS);
+        self.thresholds_ns = thresholds_ns;
     }
 
     /// Keeps the `n` slowest exchanges of every group.
@@ -321,7 +321,7 @@ impl Stats {
     /// Statistics of the same keys, caps and extra counts, with nothing counted.
     pub fn empty_like(&self) -> Self {
         let mut s = Self::new(self.keys.clone(), self.max_groups);
-        s.count_slower_than(self.thresholds_us.clone());
+        s.count_slower_than(self.thresholds_ns.clone());
         s.keep_slowest(self.slowest_cap);
         s.latency_buckets = self.latency_buckets;
         s
@@ -344,7 +344,7 @@ impl Stats {
         };
         self.first_ns.get_or_insert(t);
         self.now_ns = self.now_ns.max(e.resp_last_ns).max(e.req_last_ns);
-        let timing = Timing::of(e, &self.thresholds_us, self.latency_buckets);
+        let timing = Timing::of(e, &self.thresholds_ns, self.latency_buckets);
         self.total.add(e, &timing);
         // Made once, when a first group keeps it; shared by every group that does.
         let mut slow: Option<std::sync::Arc<SlowExchange>> = None;

@@ -79,11 +79,13 @@ pub struct Timing {
 }
 
 impl Timing {
-    pub fn of(e: &Exchange, thresholds_us: &[u64], buckets: bool) -> Self {
-        let latency_us = e.latency_ns().map(|n| n / 1_000);
+    /// `thresholds_ns`: compared in ns, so 250.0004 ms is slower than 250 ms.
+    pub fn of(e: &Exchange, thresholds_ns: &[u64], buckets: bool) -> Self {
+        let latency_ns = e.latency_ns();
+        let latency_us = latency_ns.map(|n| n / 1_000);
         let mut over = 0;
-        if let Some(l) = latency_us {
-            for (i, t) in thresholds_us.iter().enumerate().take(MAX_THRESHOLDS) {
+        if let Some(l) = latency_ns {
+            for (i, t) in thresholds_ns.iter().enumerate().take(MAX_THRESHOLDS) {
                 over |= u8::from(l > *t) << i;
             }
         }

@@ -176,7 +176,17 @@ pub fn hit(app: &App, area: Rect, x: u16, y: u16) -> Hit {
     }
     let inner = t.inner(Margin::new(1, 1));
     if y == inner.y {
-        let (cols, group_w) = fit_columns(app.columns(), t.width.saturating_sub(2 + 2));
+        let avail = t.width.saturating_sub(2 + 2);
+        let (cols, group_w) = fit_columns(app.columns(), avail);
+        let need: u16 = cols
+            .iter()
+            .map(|c| if *c == Column::Group { group_w } else { width(*c) } + 1)
+            .sum();
+        if need > avail + 1 {
+            // Too narrow even for the fewest columns: ratatui shrinks them, and where each one
+            // lands is not worth guessing.
+            return Hit::Elsewhere;
+        }
         // The selection marker's two cells come first, then each column and one space.
         let mut start = inner.x + if app.view().is_empty() { 0 } else { 2 };
         for c in cols {

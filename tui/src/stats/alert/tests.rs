@@ -10,11 +10,11 @@ fn rules_parse_with_units_and_refuse_nonsense() {
     let r: Rule = "p99 > 250ms".parse().unwrap();
     assert_eq!(r.text, "p99>250ms");
     assert_eq!(r.threshold, 250_000.0);
-    assert_eq!(r.measure, Measure::Quantile(99.0));
+    assert_eq!(r.measure, Measure::Quantile(990_000));
     let r: Rule = "p99.9>1.5s".parse().unwrap();
     assert_eq!(
         (r.measure, r.threshold),
-        (Measure::Quantile(99.9), 1_500_000.0)
+        (Measure::Quantile(999_000), 1_500_000.0)
     );
     assert_eq!("avg>800us".parse::<Rule>().unwrap().threshold, 800.0);
     let r: Rule = "success<99%".parse().unwrap();
@@ -45,7 +45,7 @@ fn rules_parse_with_units_and_refuse_nonsense() {
         .collect();
     assert!(Rules::new(nine).is_err());
     let r = rules(&["5xx>1/s", "p99>10ms", "p50>1ms"]);
-    assert_eq!(r.thresholds_us(), [10_000, 1_000]);
+    assert_eq!(r.thresholds_ns(), [10_000_000, 1_000_000]);
     assert_eq!(r.list()[2].slot, 1);
 }
 
@@ -72,7 +72,7 @@ fn tick(s: &mut Stats, t: u64, per_tick: u64, slow: u64, failing: u64) {
 fn a_window_starts_and_stops_alerts_exactly_at_their_thresholds() {
     let r = rules(&["p99>250ms", "5xx>1/s", "success<96%"]);
     let mut s = Stats::new(vec![GroupKey::Server], 10);
-    s.count_slower_than(r.thresholds_us());
+    s.count_slower_than(r.thresholds_ns());
     let mut w = Watch::new(r, 3);
     let mut fired = Vec::new();
     // (per tick, slow, failing) for 8 ticks of 1 s.
@@ -117,4 +117,70 @@ fn a_window_starts_and_stops_alerts_exactly_at_their_thresholds() {
     assert_eq!(w.all_firing(0)[1].1.text, "success<96%");
     w.reset();
     assert!(w.all_firing(0).is_empty());
+}
+
+#[test]
+fn a_share_exactly_at_the_quantile_does_not_fire_and_thresholds_are_in_ns() {
+    let r = rules(&["p99.9>250ms"]);
+    let mut s = Stats::new(vec![GroupKey::Server], 10);
+    s.count_slower_than(r.thresholds_ns());
+    let mut w = Watch::new(r, 1);
+    let run = |s: &mut Stats, w: &mut Watch, t: u64, slow_us: &[u64]| {
+        for i in 0..1000u64 {
+            let lat = slow_us.get(i as usize).copied().unwrap_or(1_000);
+            s.add(&ex(
+                "10.0.0.1:1",
+                "10.0.0.9:80",
+                "GET",
+                "/",
+                Some(200),
+                t * 1_000_000_000 + i,
+                lat,
+            ));
+        }
+        s.tick((t + 1) * 1_000_000_000);
+        w.observe(0, &s.rows(0), 1.0)
+    };
+    // 1 of 1000 slower: exactly 0.1%, not more.
+    assert!(run(&mut s, &mut w, 0, &[300_000]).is_empty());
+    // 250 ms exactly is not slower than 250 ms; two over it are 0.2%.
+    assert!(run(&mut s, &mut w, 1, &[250_000]).is_empty());
+    let c = run(&mut s, &mut w, 2, &[300_000, 251_000]);
+    assert_eq!(c.len(), 1);
+    assert!(
+        c[0].firing && (c[0].value.unwrap() - 0.2).abs() < 1e-9,
+        "{c:?}"
+    );
+}
+
+#[test]
+fn a_long_window_is_kept_in_slots_and_slides_by_them() {
+    let r = rules(&["5xx>1/s"]);
+    let mut s = Stats::new(vec![GroupKey::Server], 10);
+    // 90 ticks: 30 slots of 3 ticks.
+    let mut w = Watch::new(r, 90);
+    let mut changes = Vec::new();
+    for t in 0..200u64 {
+        // 200 failures in tick 0 only: 2.2/s over 90 s, then nothing.
+        tick(
+            &mut s,
+            t,
+            if t == 0 { 200 } else { 1 },
+            0,
+            if t == 0 { 200 } else { 0 },
+        );
+        for c in w.observe(0, &s.rows(0), 1.0) {
+            changes.push((t, c.firing, c.window_s));
+        }
+        let g = &w.groups[&(0, "10.0.0.9:80".to_owned())];
+        assert!(g.slots.len() <= SLOTS);
+    }
+    // Fires at once; stops when tick 0's slot leaves the window: after 90 ticks, by whole slots.
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(changes[0].1 && changes[0].0 == 0);
+    assert!(
+        !changes[1].1 && (90..=93).contains(&changes[1].0),
+        "{changes:?}"
+    );
+    assert!((88.0..=91.0).contains(&changes[1].2), "{changes:?}");
 }
