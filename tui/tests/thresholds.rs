@@ -228,3 +228,12 @@ fn several_json_streams_share_stdout_without_cutting_a_line() {
     assert!(alerts > 50 && slow > 700, "{alerts} alerts, {slow} slow");
     assert_eq!(alerts + slow, lines.len());
 }
+
+#[test]
+fn a_rule_without_a_latency_alerts_alone() {
+    // No latency threshold to count: the tick counts alerts read are kept all the same.
+    let lines = http_top(&["-g", "route", "--alert", "5xx>1/s", "--alert-window", "3"]);
+    let states: Vec<&str> = lines.iter().map(|j| j["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["firing", "resolved"], "{lines:?}");
+    assert!(lines.iter().all(|j| j["group"] == "/api/fail/{id}"));
+}

@@ -80,7 +80,7 @@ impl<W: Write> AlertLines<W> {
         window_ticks: usize,
     ) -> Self {
         let mut stats = Stats::new(vec![key], max_groups);
-        stats.count_slower_than(rules.thresholds_ns());
+        stats.count_for_alerts(rules.thresholds_ns());
         Self {
             sink: Sink::new(out),
             stats,

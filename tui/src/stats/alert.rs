@@ -18,7 +18,10 @@ use std::{
     str::FromStr,
 };
 
-use super::{Row, tick::MAX_THRESHOLDS};
+use super::{
+    Row,
+    tick::{MAX_THRESHOLDS, TickDetail},
+};
 
 /// What a rule measures over its window.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -202,16 +205,18 @@ struct Sample {
 impl Sample {
     fn of(r: &Row, ns: u64) -> Self {
         let t = &r.agg.last_tick;
+        let none = TickDetail::default();
+        let d = t.detail.as_deref().unwrap_or(&none);
         Self {
             ns,
             requests: t.requests,
-            responses: t.responses,
-            failed: t.failed,
-            no_response: t.no_response,
-            status: t.status,
-            timed: t.timed,
-            latency_sum_us: t.latency_sum_us,
-            over: t.over.map(u64::from),
+            responses: d.responses,
+            failed: d.failed,
+            no_response: d.no_response,
+            status: d.status,
+            timed: d.timed,
+            latency_sum_us: d.latency_sum_us,
+            over: d.over.map(u64::from),
         }
     }
 

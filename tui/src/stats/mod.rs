@@ -109,7 +109,7 @@ impl Default for Agg {
 }
 
 impl Agg {
-    fn add(&mut self, e: &Exchange, t: &Timing) {
+    fn add(&mut self, e: &Exchange, t: &Timing, detail: bool) {
         if e.request_seen {
             self.requests += 1;
             if e.status.is_none() {
@@ -124,7 +124,7 @@ impl Agg {
             self.status[c] += 1;
             self.failed += u64::from(t.failed);
         }
-        self.tick.add(e, t);
+        self.tick.add(e, t, detail);
         if let Some(l) = e.latency_ns() {
             record(&mut self.latency, l);
         }
@@ -258,6 +258,8 @@ pub struct Stats {
     slowest_cap: usize,
     /// Whether ticks count latency per bucket (the heatmap's columns).
     latency_buckets: bool,
+    /// Whether ticks count [`tick::TickDetail`] (for alerts or the heatmap).
+    tick_detail: bool,
 }
 
 /// One row of a snapshot.
@@ -298,14 +300,17 @@ impl Stats {
             thresholds_ns: Vec::new(),
             slowest_cap: 0,
             latency_buckets: false,
+            tick_detail: false,
         }
     }
 
-    /// Counts, per tick and group, the exchanges slower than each of these latencies (ns; the
-    /// first [`tick::MAX_THRESHOLDS`]).
-    pub fn count_slower_than(&mut self, mut thresholds_ns: Vec<u64>) {
+    /// Counts per tick and group what alert windows read ([`tick::TickDetail`]: failures, status
+    /// classes, latencies) and the exchanges slower than each of these latencies (ns; the first
+    /// [`tick::MAX_THRESHOLDS`]).
+    pub fn count_for_alerts(&mut self, mut thresholds_ns: Vec<u64>) {
         thresholds_ns.truncate(tick::MAX_THRESHOLDS);
         self.thresholds_ns = thresholds_ns;
+        self.tick_detail = true;
     }
 
     /// Keeps the `n` slowest exchanges of every group.
@@ -316,14 +321,16 @@ impl Stats {
     /// Counts each tick's exchanges per latency bucket ([`TickCounts::latency`]).
     pub fn count_latency_buckets(&mut self) {
         self.latency_buckets = true;
+        self.tick_detail = true;
     }
 
     /// Statistics of the same keys, caps and extra counts, with nothing counted.
     pub fn empty_like(&self) -> Self {
         let mut s = Self::new(self.keys.clone(), self.max_groups);
-        s.count_slower_than(self.thresholds_ns.clone());
+        s.count_for_alerts(self.thresholds_ns.clone());
         s.keep_slowest(self.slowest_cap);
         s.latency_buckets = self.latency_buckets;
+        s.tick_detail = self.tick_detail;
         s
     }
 
@@ -345,7 +352,8 @@ impl Stats {
         self.first_ns.get_or_insert(t);
         self.now_ns = self.now_ns.max(e.resp_last_ns).max(e.req_last_ns);
         let timing = Timing::of(e, &self.thresholds_ns, self.latency_buckets);
-        self.total.add(e, &timing);
+        let detail = self.tick_detail;
+        self.total.add(e, &timing, detail);
         // Made once, when a first group keeps it; shared by every group that does.
         let mut slow: Option<std::sync::Arc<SlowExchange>> = None;
         let mut label = std::mem::take(&mut self.label_buf);
@@ -354,7 +362,7 @@ impl Stats {
             key.write_raw(e, &mut label);
             let i = table.index(&label, self.max_groups);
             let agg = &mut table.aggs[i];
-            agg.add(e, &timing);
+            agg.add(e, &timing, detail);
             if let Some(l) = timing.latency_us
                 && agg.slowest.admits(l, self.slowest_cap)
             {

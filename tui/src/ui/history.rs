@@ -37,7 +37,13 @@ impl History {
             }
             h.push_back(Point {
                 requests: r.agg.last_tick.requests,
-                latency: r.agg.last_tick.latency.sparse(),
+                latency: r
+                    .agg
+                    .last_tick
+                    .detail
+                    .as_deref()
+                    .map(|d| d.latency.sparse())
+                    .unwrap_or_default(),
             });
         }
     }

@@ -154,7 +154,7 @@ impl App {
 
     /// Checks `rules` at every tick over windows of `window_ticks` ticks.
     pub fn watch_alerts(&mut self, rules: Rules, window_ticks: usize) {
-        self.stats.count_slower_than(rules.thresholds_ns());
+        self.stats.count_for_alerts(rules.thresholds_ns());
         self.watch = Watch::new(rules, window_ticks);
     }
 

@@ -72,7 +72,7 @@ fn tick(s: &mut Stats, t: u64, per_tick: u64, slow: u64, failing: u64) {
 fn a_window_starts_and_stops_alerts_exactly_at_their_thresholds() {
     let r = rules(&["p99>250ms", "5xx>1/s", "success<96%"]);
     let mut s = Stats::new(vec![GroupKey::Server], 10);
-    s.count_slower_than(r.thresholds_ns());
+    s.count_for_alerts(r.thresholds_ns());
     let mut w = Watch::new(r, 3);
     let mut fired = Vec::new();
     // (per tick, slow, failing) for 8 ticks of 1 s.
@@ -123,7 +123,7 @@ fn a_window_starts_and_stops_alerts_exactly_at_their_thresholds() {
 fn a_share_exactly_at_the_quantile_does_not_fire_and_thresholds_are_in_ns() {
     let r = rules(&["p99.9>250ms"]);
     let mut s = Stats::new(vec![GroupKey::Server], 10);
-    s.count_slower_than(r.thresholds_ns());
+    s.count_for_alerts(r.thresholds_ns());
     let mut w = Watch::new(r, 1);
     let run = |s: &mut Stats, w: &mut Watch, t: u64, slow_us: &[u64]| {
         for i in 0..1000u64 {
@@ -157,6 +157,7 @@ fn a_share_exactly_at_the_quantile_does_not_fire_and_thresholds_are_in_ns() {
 fn a_long_window_is_kept_in_slots_and_slides_by_them() {
     let r = rules(&["5xx>1/s"]);
     let mut s = Stats::new(vec![GroupKey::Server], 10);
+    s.count_for_alerts(r.thresholds_ns());
     // 90 ticks: 30 slots of 3 ticks.
     let mut w = Watch::new(r, 90);
     let mut changes = Vec::new();
