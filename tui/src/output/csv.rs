@@ -57,6 +57,7 @@ mod tests {
             group: "10.0.0.9:80".into(),
             agg: crate::stats::Agg::default(),
             name: name.map(str::to_owned),
+            slowest: Default::default(),
         };
         let mut out = Vec::new();
         let span = Period {

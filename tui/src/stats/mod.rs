@@ -83,8 +83,6 @@ pub struct Agg {
     /// What the current tick has counted, and what the last complete one did.
     pub tick: TickCounts,
     pub last_tick: TickCounts,
-    /// The slowest exchanges, when the statistics keep them ([`Stats::keep_slowest`]).
-    pub slowest: Slowest,
 }
 
 impl Default for Agg {
@@ -103,7 +101,6 @@ impl Default for Agg {
             ttfb: Histogram::new(2).expect("valid sigfig"),
             tick: TickCounts::default(),
             last_tick: TickCounts::default(),
-            slowest: Slowest::default(),
         }
     }
 }
@@ -179,6 +176,9 @@ struct Table {
     /// Per group of the `server` and `client` keys: who was behind it in its latest exchange (the
     /// name shown next to the address); empty for other keys.
     owners: Vec<Option<Arc<Owner>>>,
+    /// Per group: its slowest exchanges, when the statistics keep them ([`Stats::keep_slowest`]);
+    /// empty otherwise (beside the groups, not in them: a headless table pays nothing).
+    slowest: Vec<Slowest>,
     /// The last group added to, by raw form: consecutive exchanges mostly share a server, a
     /// port, a host, a status, and then no hash is needed (lookups were a tenth of a run).
     last: Option<(Vec<u8>, usize)>,
@@ -270,6 +270,8 @@ pub struct Row {
     /// For `server` and `client` groups: the container or process behind the address, when the
     /// names were looked up and it lives on this machine.
     pub name: Option<String>,
+    /// Its slowest exchanges, when the statistics keep them.
+    pub slowest: Slowest,
 }
 
 impl Row {
@@ -361,13 +363,18 @@ impl Stats {
             label.clear();
             key.write_raw(e, &mut label);
             let i = table.index(&label, self.max_groups);
-            let agg = &mut table.aggs[i];
-            agg.add(e, &timing, detail);
+            table.aggs[i].add(e, &timing, detail);
             if let Some(l) = timing.latency_us
-                && agg.slowest.admits(l, self.slowest_cap)
+                && self.slowest_cap > 0
             {
-                let s = slow.get_or_insert_with(|| std::sync::Arc::new(SlowExchange::of(e, l)));
-                agg.slowest.insert(s, self.slowest_cap);
+                if table.slowest.len() <= i {
+                    table.slowest.resize_with(i + 1, Slowest::default);
+                }
+                let kept = &mut table.slowest[i];
+                if kept.admits(l, self.slowest_cap) {
+                    let s = slow.get_or_insert_with(|| std::sync::Arc::new(SlowExchange::of(e, l)));
+                    kept.insert(s, self.slowest_cap);
+                }
             }
             let owner = match key {
                 GroupKey::Server => &e.server_owner,
@@ -446,6 +453,7 @@ impl Stats {
                     .and_then(Option::as_deref)
                     .and_then(Owner::short_name)
                     .map(str::to_owned),
+                slowest: t.slowest.get(i).cloned().unwrap_or_default(),
             })
             .collect();
         rows.sort_by(|a, b| {

@@ -687,7 +687,7 @@ fn the_slowest_exchanges_of_a_group_slowest_first() {
         select(&mut a, group);
         press(&mut a, key('o'));
         let row = a.view()[a.selected].clone();
-        let list = row.agg.slowest.list();
+        let list = row.slowest.list();
         assert_eq!(list.len(), SLOWEST.min(row.agg.latency.len() as usize));
         assert!(list.windows(2).all(|w| w[0].latency_us >= w[1].latency_us));
         // The slowest is the histogram's maximum.

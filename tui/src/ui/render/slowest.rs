@@ -34,7 +34,7 @@ pub(super) fn panel(f: &mut Frame<'_>, app: &App, area: Rect) {
         );
         return;
     };
-    let list = row.agg.slowest.list();
+    let list = row.slowest.list();
     let units = app.units.into();
     let title = format!(
         " {} slowest of {} ({} timed) ",
