@@ -46,18 +46,6 @@ impl Default for Buckets {
     }
 }
 
-impl Buckets {
-    /// The non-empty buckets as (bucket, count): a tick's column kept in history.
-    pub fn sparse(&self) -> Box<[(u8, u32)]> {
-        self.0
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(i, n)| (i as u8, *n))
-            .collect()
-    }
-}
-
 /// Most latency thresholds counted per tick (one per latency alert rule).
 pub const MAX_THRESHOLDS: usize = 8;
 

@@ -448,7 +448,7 @@ fn sparkline(f: &mut Frame<'_>, app: &App, area: Rect) {
     let data: Vec<u64> = app
         .history
         .get(app.key_idx, &row.group)
-        .map(|h| h.iter().map(|p| p.requests).collect())
+        .map(|h| h.iter().map(|p| u64::from(p.requests)).collect())
         .unwrap_or_default();
     let title = format!(
         " requests per tick, {}, last {} ticks ",

@@ -13,7 +13,7 @@ use ratatui::{
 use crate::{
     stats::tick::{BUCKETS, bucket_floor_us},
     text::ellipsize,
-    ui::App,
+    ui::{App, history::Column},
     units,
 };
 
@@ -177,12 +177,12 @@ fn heatmap(f: &mut Frame<'_>, app: &App, area: Rect) {
     let inner = block.inner(area);
     const LABEL: usize = 7;
     let cols = usize::from(inner.width).saturating_sub(LABEL);
-    let points: Vec<&[(u8, u32)]> = app
+    let points: Vec<&Column> = app
         .selected_row()
         .and_then(|(_, h)| h)
         .map(|h| {
             let skip = h.len().saturating_sub(cols);
-            h.iter().skip(skip).map(|p| &*p.latency).collect()
+            h.iter().skip(skip).map(|p| &p.latency).collect()
         })
         .unwrap_or_default();
     let tick_s = match app.drill() {
@@ -194,10 +194,8 @@ fn heatmap(f: &mut Frame<'_>, app: &App, area: Rect) {
         points.len(),
         axis_us(tick_s * 1e6)
     );
-    let used = points
-        .iter()
-        .flat_map(|p| p.iter().map(|(b, _)| usize::from(*b)));
-    let (Some(lo), Some(hi)) = (used.clone().min(), used.max()) else {
+    let used = || points.iter().flat_map(|p| p.iter().map(|(b, _)| b));
+    let (Some(lo), Some(hi)) = (used().min(), used().max()) else {
         f.render_widget(
             Paragraph::new(" no tick with a latency yet").block(block.title(title)),
             area,
@@ -210,8 +208,8 @@ fn heatmap(f: &mut Frame<'_>, app: &App, area: Rect) {
     let n_rows = (hi - lo + 1).div_ceil(per_row);
     let mut grid = vec![vec![0u64; points.len()]; n_rows];
     for (x, p) in points.iter().enumerate() {
-        for &(b, c) in p.iter() {
-            grid[(usize::from(b) - lo) / per_row][x] += u64::from(c);
+        for (b, c) in p.iter() {
+            grid[(b - lo) / per_row][x] += u64::from(c);
         }
     }
     let most = grid.iter().flatten().copied().max().unwrap_or(1);
