@@ -34,6 +34,8 @@ const ALERT: Style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
 const SLOW: Style = Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD);
 /// Least terminal the latency and slowest panels are drawn in; below it they hide.
 pub const PANEL_MIN: (u16, u16) = (80, 24);
+/// From this height on, the latency panel has a place of its own under the sparkline, without `l`.
+pub const TALL: u16 = 50;
 const HEADER: Style = Style::new()
     .add_modifier(Modifier::BOLD)
     .add_modifier(Modifier::REVERSED);
@@ -107,11 +109,14 @@ pub fn panel_fits(area: Rect) -> bool {
 }
 
 /// Where things go: the header (a third line lists firing alerts), the table, the panel under it
-/// (the sparkline when there is room, or the `l`/`o` panel, half the body), the footer.
+/// (the sparkline when there is room, or the `l`/`o` panel, half the body), on a tall terminal the
+/// latency panel under the sparkline, the footer.
 struct Areas {
     head: Rect,
     table: Rect,
     panel: Rect,
+    /// The latency panel's own place on a tall terminal (else empty).
+    tall: Rect,
     foot: Rect,
 }
 
@@ -127,17 +132,28 @@ fn areas(app: &App, area: Rect) -> Areas {
         Constraint::Length(1),
     ])
     .areas(area);
+    let half = (body.height / 2).clamp(9, 22);
     let panel_h = match app.panel {
-        Panel::Latency | Panel::Slowest if panel_fits(area) => (body.height / 2).clamp(9, 22),
+        Panel::Latency | Panel::Slowest if panel_fits(area) => half,
         _ if body.height >= 12 => 4,
         _ => 0,
     };
-    let [table, panel] =
-        Layout::vertical([Constraint::Min(0), Constraint::Length(panel_h)]).areas(body);
+    let tall_h = if app.panel == Panel::Rates && area.height >= TALL && area.width >= PANEL_MIN.0 {
+        half - 4
+    } else {
+        0
+    };
+    let [table, panel, tall] = Layout::vertical([
+        Constraint::Min(0),
+        Constraint::Length(panel_h),
+        Constraint::Length(tall_h),
+    ])
+    .areas(body);
     Areas {
         head,
         table,
         panel,
+        tall,
         foot,
     }
 }
@@ -147,7 +163,7 @@ fn areas(app: &App, area: Rect) -> Areas {
 fn table_rect(app: &App, area: Rect) -> Rect {
     let a = areas(app, area);
     match app.drill() {
-        Some(_) => drill::split(a.table.union(a.panel)).0,
+        Some(_) => drill::split(a.table.union(a.panel).union(a.tall)).0,
         None => a.table,
     }
 }
@@ -220,8 +236,16 @@ pub fn draw(f: &mut Frame<'_>, app: &App, now: Instant) {
     let a = areas(app, area);
     header(f, app, a.head, now);
     if app.drill().is_some() {
-        drill(f, app, a.table.union(a.panel), panel_fits(area));
+        drill(
+            f,
+            app,
+            a.table.union(a.panel).union(a.tall),
+            panel_fits(area),
+        );
     } else {
+        if a.tall.height > 0 {
+            latency::panel(f, app, a.tall);
+        }
         table(f, app, a.table);
         if a.panel.height > 0 {
             match app.panel {

@@ -778,3 +778,32 @@ fn the_mouse_sorts_selects_and_scrolls() {
     press(&mut a, key('?'));
     assert_eq!(mouse(&a, click, 10, 6), None);
 }
+
+#[test]
+fn on_a_tall_terminal_the_latency_panel_has_a_place_of_its_own() {
+    let mut a = replayed("bimodal.pcap", &GroupKey::Route, &[]);
+    select(&mut a, "/api/items/{id}");
+    // 160x60: the sparkline and, under it, the latency panel, without a key.
+    let l = lines(&render(&mut a, 160, 60));
+    let spark = l
+        .iter()
+        .position(|x| x.contains("requests per tick"))
+        .unwrap();
+    let lat = l
+        .iter()
+        .position(|x| x.contains("/api/items/{id}: 683 since start"))
+        .unwrap();
+    assert!(spark < lat, "{l:#?}");
+    assert!(l.iter().any(|x| x.contains(" over time: ")));
+    // Still the table's page: the rows a page holds are what the table shows.
+    assert!(a.page >= 10, "{}", a.page);
+    // Shorter than that, only `l` shows it.
+    let l = lines(&render(&mut a, 160, 49));
+    assert!(!l.iter().any(|x| x.contains("since start")));
+    assert!(l.iter().any(|x| x.contains("requests per tick")));
+    // `l` on a tall terminal: the panel takes the sparkline's place, once.
+    press(&mut a, key('l'));
+    let l = lines(&render(&mut a, 160, 60));
+    assert_eq!(l.iter().filter(|x| x.contains("since start")).count(), 1);
+    assert!(!l.iter().any(|x| x.contains("requests per tick")));
+}
