@@ -13,7 +13,6 @@ use crate::{
         metrics::{DEFAULT_BUCKETS, MetricsConfig},
         packets::PacketLines,
         pcap::PcapFile,
-        slow::SlowLines,
         table::Tables,
     },
     session::{self, Outputs, parallel},
@@ -323,13 +322,11 @@ impl Cli {
             live.then(|| Duration::from_secs_f64(self.interval)),
             self.csv.clone(),
         ))];
-        if self.json {
-            outputs.push(Box::new(JsonLines(Sink::new(std::io::stdout()))));
-        }
-        if let Some(ns) = self.slow_ns() {
-            outputs.push(Box::new(SlowLines {
+        // `--slow` and `--json` conflict: one of them at most.
+        if self.json || self.slow.is_some() {
+            outputs.push(Box::new(JsonLines {
                 sink: Sink::new(std::io::stdout()),
-                slower_than_ns: ns,
+                slower_than_ns: self.slow_ns(),
             }));
         }
         if !self.alerts.is_empty() {

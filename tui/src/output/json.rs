@@ -1,4 +1,5 @@
-//! `--json`: one object per finished exchange, newline-delimited.
+//! `--json`: one object per finished exchange, newline-delimited; `--slow`: the same, for slow
+//! exchanges only.
 
 use std::io::Write;
 
@@ -101,20 +102,31 @@ pub fn write_json_line<W: Write>(mut out: W, e: &Exchange) -> std::io::Result<()
     out.write_all(b"\n")
 }
 
-/// `--json` as a session output.
-pub struct JsonLines<W: Write>(pub Sink<W>);
+/// `--json` as a session output, and `--slow MS`: the same objects, only for exchanges slower
+/// than MS (for scripts and log shippers).
+pub struct JsonLines<W: Write> {
+    pub sink: Sink<W>,
+    /// `--slow`: only exchanges whose latency (first request byte to last response byte) exceeds
+    /// this; every exchange when `None`.
+    pub slower_than_ns: Option<u64>,
+}
 
 impl<W: Write> Output for JsonLines<W> {
     fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()> {
-        self.0.line(|w| write_json_line(w, e))
+        if let Some(t) = self.slower_than_ns
+            && e.latency_ns().is_none_or(|l| l <= t)
+        {
+            return Ok(());
+        }
+        self.sink.line(|w| write_json_line(w, e))
     }
     fn idle(&mut self) -> anyhow::Result<()> {
-        self.0.flush()
+        self.sink.flush()
     }
     fn end(&mut self, _h: &Health) -> anyhow::Result<()> {
-        self.0.flush()
+        self.sink.flush()
     }
     fn done(&self) -> bool {
-        self.0.closed()
+        self.sink.closed()
     }
 }

@@ -1,8 +1,8 @@
 //! Headless outputs of a session ([`crate::session::Output`]): the per-group table and CSV
 //! ([`table`], [`csv`]), one JSON object per exchange ([`json`]), one line per packet
 //! ([`packets`]), the captured frames as pcap ([`pcap`]), Prometheus metrics over HTTP
-//! ([`metrics`]), exchanges slower than `--slow` ([`slow`]) and `--alert` changes ([`alerts`]) as
-//! JSON lines, and the summary line of every counter.
+//! ([`metrics`]), `--alert` changes as JSON lines ([`alerts`]), and the summary line of every
+//! counter.
 
 pub mod alerts;
 pub mod csv;
@@ -10,7 +10,6 @@ pub mod json;
 pub mod metrics;
 pub mod packets;
 pub mod pcap;
-pub mod slow;
 pub mod table;
 
 use std::io::{self, Write};

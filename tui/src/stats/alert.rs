@@ -432,6 +432,13 @@ impl Watch {
             .unwrap_or_default()
     }
 
+    /// Whether any alert of key `key` is firing (the layout asks several times a frame: no list).
+    pub fn any_firing(&self, key: usize) -> bool {
+        self.groups
+            .iter()
+            .any(|((k, _), w)| *k == key && w.firing.contains(&true))
+    }
+
     /// Every firing alert of key `key`: (group, rule, latest value), by group.
     pub fn all_firing(&self, key: usize) -> Vec<(&str, &Rule, Option<f64>)> {
         let mut out: Vec<(&str, &Rule, Option<f64>)> = self

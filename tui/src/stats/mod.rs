@@ -122,11 +122,12 @@ impl Agg {
             self.failed += u64::from(t.failed);
         }
         self.tick.add(e, t, detail);
-        if let Some(l) = e.latency_ns() {
+        // Decided once per exchange (`Timing`), not once per key.
+        if let Some(l) = t.latency_us {
             record(&mut self.latency, l);
         }
-        if let Some(t) = e.ttfb_ns() {
-            record(&mut self.ttfb, t);
+        if let Some(f) = e.ttfb_ns() {
+            record(&mut self.ttfb, f / 1_000);
         }
     }
 
@@ -161,9 +162,9 @@ impl Agg {
 /// auto-resizing histogram can grow.
 const MAX_US: u64 = 3_600_000_000;
 
-fn record(h: &mut Histogram<u32>, ns: u64) {
+fn record(h: &mut Histogram<u32>, us: u64) {
     // Recording within MAX_US cannot fail: the histogram grows to fit.
-    let _ = h.record((ns / 1_000).clamp(1, MAX_US));
+    let _ = h.record(us.clamp(1, MAX_US));
 }
 
 /// All groups of one key.

@@ -91,6 +91,29 @@ fn fmt_count(n: u64, f: Format) -> String {
     Metric::Requests.format(Some(n as f64), f)
 }
 
+/// The columns of a table `table_w` cells wide (borders and selection marker included), each with
+/// the width it is drawn in (the group column takes what is left), and whether they fit (when
+/// not, ratatui shrinks them). What the table draws and what a click hits both come from here.
+fn layout_columns(app: &App, table_w: u16) -> (Vec<(Column, u16)>, bool) {
+    let avail = table_w.saturating_sub(2 + 2);
+    let (cols, group_w) = fit_columns(app.columns(), avail);
+    let cols: Vec<(Column, u16)> = cols
+        .into_iter()
+        .map(|c| {
+            (
+                c,
+                if c == Column::Group {
+                    group_w
+                } else {
+                    width(c)
+                },
+            )
+        })
+        .collect();
+    let need: u16 = cols.iter().map(|(_, w)| w + 1).sum();
+    (cols, need <= avail + 1)
+}
+
 /// The text of one cell.
 pub fn cell(app: &App, c: Column, r: &Row, span: Period, group_w: u16) -> String {
     match c.metric(app.rates) {
@@ -121,10 +144,10 @@ struct Areas {
 }
 
 fn areas(app: &App, area: Rect) -> Areas {
-    let head_h = if app.watch.all_firing(app.key_idx).is_empty() {
-        2
-    } else {
+    let head_h = if app.watch.any_firing(app.key_idx) {
         3
+    } else {
+        2
     };
     let [head, body, foot] = Layout::vertical([
         Constraint::Length(head_h),
@@ -192,25 +215,15 @@ pub fn hit(app: &App, area: Rect, x: u16, y: u16) -> Hit {
     }
     let inner = t.inner(Margin::new(1, 1));
     if y == inner.y {
-        let avail = t.width.saturating_sub(2 + 2);
-        let (cols, group_w) = fit_columns(app.columns(), avail);
-        let need: u16 = cols
-            .iter()
-            .map(|c| if *c == Column::Group { group_w } else { width(*c) } + 1)
-            .sum();
-        if need > avail + 1 {
+        let (cols, fits) = layout_columns(app, t.width);
+        if !fits {
             // Too narrow even for the fewest columns: ratatui shrinks them, and where each one
             // lands is not worth guessing.
             return Hit::Elsewhere;
         }
         // The selection marker's two cells come first, then each column and one space.
         let mut start = inner.x + if app.view().is_empty() { 0 } else { 2 };
-        for c in cols {
-            let w = if c == Column::Group {
-                group_w
-            } else {
-                width(c)
-            };
+        for (c, w) in cols {
             if x >= start && x < start + w {
                 let n = app.columns().iter().position(|k| *k == c).unwrap_or(0);
                 return Hit::Column(n + 1);
@@ -363,7 +376,12 @@ fn group_table<'a>(
     span: Period,
     title: String,
 ) -> Table<'a> {
-    let (cols, group_w) = fit_columns(app.columns(), area_w.saturating_sub(2 + 2));
+    let (laid, _) = layout_columns(app, area_w);
+    let group_w = laid
+        .iter()
+        .find(|(c, _)| *c == Column::Group)
+        .map_or(1, |(_, w)| *w);
+    let cols: Vec<Column> = laid.iter().map(|(c, _)| *c).collect();
     let right = |text: String, c: Column| {
         if c == Column::Group {
             Cell::from(text)
@@ -406,16 +424,7 @@ fn group_table<'a>(
             }))
         })
         .collect();
-    let widths: Vec<Constraint> = cols
-        .iter()
-        .map(|c| {
-            Constraint::Length(if *c == Column::Group {
-                group_w
-            } else {
-                width(*c)
-            })
-        })
-        .collect();
+    let widths: Vec<Constraint> = laid.iter().map(|(_, w)| Constraint::Length(*w)).collect();
     Table::new(body, widths)
         .header(header)
         .column_spacing(1)

@@ -115,8 +115,9 @@ fn a_window_starts_and_stops_alerts_exactly_at_their_thresholds() {
     assert_eq!(firing.len(), 2);
     assert_eq!(firing[0].0.describe(firing[0].1), "3.3/s");
     assert_eq!(w.all_firing(0)[1].1.text, "success<96%");
+    assert!(w.any_firing(0) && !w.any_firing(1));
     w.reset();
-    assert!(w.all_firing(0).is_empty());
+    assert!(w.all_firing(0).is_empty() && !w.any_firing(0));
 }
 
 #[test]
