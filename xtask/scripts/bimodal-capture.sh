@@ -35,12 +35,7 @@ td=""
 # shellcheck source=lab.sh
 . "$here/lab.sh"
 
-cleanup() {
-    [ -n "$td" ] && kill -INT "$td" 2>/dev/null || true
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    lab_down "$srv" "$cli" "$work"
-}
-trap cleanup EXIT
+trap lab_cleanup EXIT
 trap 'exit 124' INT TERM
 
 lab_up "$srv" "$cli"

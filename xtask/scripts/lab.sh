@@ -4,6 +4,9 @@
 #   lab_up SRV CLI           create both namespaces, the veth (vSRV <-> vCLI), bring links up
 #   lab_nginx SRV WORK       start nginx in SRV with WORK/nginx.conf; return once port 80 listens
 #   lab_down SRV CLI WORK    stop the lab's nginx (if any), delete both namespaces and WORK
+#   lab_cleanup              for `trap lab_cleanup EXIT` in a recording script: SIGINT to the
+#                            tcpdump in $td (so it finishes its file), kill the processes in $pids,
+#                            then lab_down "$srv" "$cli" "$work"
 
 lab_up() {
     local srv=$1 cli=$2
@@ -33,4 +36,10 @@ lab_down() {
     ip netns del "$srv" 2>/dev/null || true
     ip netns del "$cli" 2>/dev/null || true
     rm -rf "$work"
+}
+
+lab_cleanup() {
+    [ -n "${td:-}" ] && kill -INT "$td" 2>/dev/null || true
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    lab_down "$srv" "$cli" "$work"
 }
