@@ -35,8 +35,13 @@ pub const STAT_KEPT_START: u32 = 1;
 pub const STAT_KEPT_CONN: u32 = 2;
 /// Times recording a connection in [`CONN_MAP`] failed (the packet is still kept).
 pub const STAT_INSERT_FAILED: u32 = 3;
+/// Packets cut to their headers because their payload lay wholly inside a body userspace said it
+/// does not need ([`ConnValue::skip_seq`]).
+pub const STAT_SKIPPED: u32 = 4;
+/// The payload bytes those packets carried, which never reached the ring.
+pub const STAT_SKIPPED_BYTES: u32 = 5;
 /// Number of entries in [`STATS_MAP`].
-pub const STATS_LEN: u32 = 4;
+pub const STATS_LEN: u32 = 6;
 
 /// Address family tag in [`ConnKey::family`] (not the kernel's `AF_*` numbers: a key only needs to tell
 /// the two apart).
@@ -88,6 +93,32 @@ pub struct ConnValue {
     pub last_seen_ns: u64,
     /// Packets kept for this direction.
     pub packets: u64,
+    /// Body skipping: the TCP sequence number where a stretch of body bytes userspace does not
+    /// need begins. Written by userspace once it has parsed a head that says how long the body is.
+    pub skip_seq: u32,
+    /// Length of that stretch; 0 when there is none. A packet whose payload lies wholly inside
+    /// `[skip_seq, skip_seq + skip_len)` (in TCP's wrapping sequence space) reaches userspace cut
+    /// to its headers, which still say how many payload bytes it carried. The filter sets it to 0
+    /// when a packet reaches or crosses the end, so a stale stretch cannot match again when the
+    /// sequence numbers wrap.
+    pub skip_len: u32,
+}
+
+/// Whether a payload of `len` bytes at sequence number `seq` lies wholly inside the skip stretch
+/// of `v` (`Some(true)`), reaches or crosses its end (`Some(false)`: the stretch is used up), or
+/// does neither (`None`: before it, or no stretch). Shared by the kernel filter and the tests.
+#[inline(always)]
+#[must_use]
+pub fn skip_verdict(skip_seq: u32, skip_len: u32, seq: u32, len: u32) -> Option<bool> {
+    if skip_len == 0 || len == 0 {
+        return None;
+    }
+    let off = seq.wrapping_sub(skip_seq);
+    if off >= skip_len {
+        // Before the stretch (a retransmission, wrapping to a large offset) or past its end.
+        return if off < 1 << 31 { Some(false) } else { None };
+    }
+    Some(len <= skip_len - off)
 }
 
 #[cfg(feature = "user")]
@@ -233,10 +264,30 @@ mod tests {
 
     #[test]
     fn conn_value_layout_has_no_holes() {
-        assert_eq!(size_of::<ConnValue>(), 16);
+        assert_eq!(size_of::<ConnValue>(), 24);
         assert_eq!(align_of::<ConnValue>(), 8);
         assert_eq!(offset_of!(ConnValue, last_seen_ns), 0);
         assert_eq!(offset_of!(ConnValue, packets), 8);
+        assert_eq!(offset_of!(ConnValue, skip_seq), 16);
+        assert_eq!(offset_of!(ConnValue, skip_len), 20);
+    }
+
+    #[test]
+    fn skip_stretch_takes_only_payloads_wholly_inside() {
+        // A 1000-byte stretch at 5000.
+        let v = |seq, len| skip_verdict(5000, 1000, seq, len);
+        assert_eq!(v(5000, 1000), Some(true));
+        assert_eq!(v(5100, 100), Some(true));
+        assert_eq!(v(5900, 100), Some(true)); // ends exactly at the end: still inside
+        assert_eq!(v(5900, 101), Some(false)); // crosses the end: kept whole, stretch done
+        assert_eq!(v(6000, 10), Some(false)); // past the end
+        assert_eq!(v(4990, 20), None); // straddles the start: kept whole, stretch stays
+        assert_eq!(v(1000, 10), None); // an old retransmission
+        assert_eq!(v(5100, 0), None); // no payload
+        assert_eq!(skip_verdict(5000, 0, 5100, 10), None); // no stretch
+        // Across the wrap of the sequence space.
+        assert_eq!(skip_verdict(u32::MAX - 99, 1000, 50, 100), Some(true));
+        assert_eq!(skip_verdict(u32::MAX - 99, 1000, 850, 100), Some(false));
     }
 
     #[test]

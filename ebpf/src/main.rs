@@ -10,6 +10,12 @@
 //! the ring. Userspace deletes a connection's entries when it closes or idles out; the LRU map bounds
 //! the table if it does not.
 //!
+//! Body skipping: once userspace has parsed a head that says how long its body is, it writes the
+//! stretch of sequence space the body's bytes still to come occupy into the direction's
+//! [`ConnValue`]. A packet whose payload lies wholly inside it is kept cut to its headers
+//! (Ethernet, IP, TCP: the IP length and the frame length still say how many payload bytes it
+//! carried), so body bytes userspace would only count are never copied into the ring.
+//!
 //! The program reads only headers and the first eight payload bytes, with `bpf_skb_load_bytes`
 //! (socket filters get no direct packet access), so every read is bounds-checked by the kernel.
 #![no_std]
@@ -24,7 +30,8 @@ use aya_ebpf::{
 use http_top_common::{
     CONFIG_MAP_LEN, CONFIG_PORT_FILTER, CONN_MAP_CAPACITY, ConnKey, ConnValue, FAMILY_IPV4,
     FAMILY_IPV6, H2_FRAME_HEAD, HTTP_TOKEN_MAX, PORT_MAP_CAPACITY, STAT_INSERT_FAILED,
-    STAT_KEPT_CONN, STAT_KEPT_START, STAT_SEEN, STATS_LEN, h2_frame_len, starts_http_message,
+    STAT_KEPT_CONN, STAT_KEPT_START, STAT_SEEN, STAT_SKIPPED, STAT_SKIPPED_BYTES, STATS_LEN,
+    h2_frame_len, skip_verdict, starts_http_message,
 };
 
 #[map(name = "HTTP_CONNS")]
@@ -57,44 +64,68 @@ const DROP: i64 = 0;
 pub fn http_filter(ctx: SkBuffContext) -> i64 {
     count(STAT_SEEN);
     match try_filter(&ctx) {
-        Ok(true) => KEEP,
+        Ok(Verdict::Keep) => KEEP,
+        Ok(Verdict::Headers(len)) => len as i64,
         // A read past the end of a truncated packet is not HTTP we can use.
-        Ok(false) | Err(()) => DROP,
+        Ok(Verdict::Drop) | Err(()) => DROP,
     }
+}
+
+/// What becomes of a packet.
+enum Verdict {
+    Drop,
+    Keep,
+    /// Keep this many bytes: the headers, without a payload userspace does not need.
+    Headers(usize),
 }
 
 /// Where the TCP segment sits in the packet, and what the filter needs of it.
 struct Segment {
     key: ConnKey,
     flags: u8,
+    seq: u32,
     payload_off: usize,
     payload_len: usize,
 }
 
-fn try_filter(ctx: &SkBuffContext) -> Result<bool, ()> {
+fn try_filter(ctx: &SkBuffContext) -> Result<Verdict, ()> {
     let Some(seg) = parse(ctx)? else {
-        return Ok(false);
+        return Ok(Verdict::Drop);
     };
     if !port_allowed(&seg.key) {
-        return Ok(false);
+        return Ok(Verdict::Drop);
     }
 
     if let Some(value) = CONNS.get_ptr_mut(seg.key) {
         if seg.payload_len == 0 && seg.flags & (TCP_FIN | TCP_RST) == 0 {
-            return Ok(false); // pure ACK or window update: nothing for userspace
+            return Ok(Verdict::Drop); // pure ACK or window update: nothing for userspace
         }
         // SAFETY: the pointer comes from a successful map lookup and stays valid for this program
-        // run; concurrent updates on other CPUs only make the counters approximate.
-        unsafe {
+        // run; concurrent updates on other CPUs only make the counters approximate, and a skip
+        // stretch written by userspace meanwhile is read whole or not at all per field.
+        let (skip_seq, skip_len) = unsafe {
             (*value).last_seen_ns = bpf_ktime_get_ns();
             (*value).packets += 1;
-        }
+            ((*value).skip_seq, (*value).skip_len)
+        };
         count(STAT_KEPT_CONN);
-        return Ok(true);
+        match skip_verdict(skip_seq, skip_len, seg.seq, seg.payload_len as u32) {
+            Some(true) => {
+                count(STAT_SKIPPED);
+                add(STAT_SKIPPED_BYTES, seg.payload_len as u64);
+                return Ok(Verdict::Headers(seg.payload_off));
+            }
+            // The stretch is used up: forget it, so it cannot match again once the sequence
+            // numbers wrap.
+            // SAFETY: as above.
+            Some(false) => unsafe { (*value).skip_len = 0 },
+            None => {}
+        }
+        return Ok(Verdict::Keep);
     }
 
     if seg.payload_len == 0 {
-        return Ok(false);
+        return Ok(Verdict::Drop);
     }
     let avail = if seg.payload_len < HTTP_TOKEN_MAX {
         seg.payload_len
@@ -103,7 +134,7 @@ fn try_filter(ctx: &SkBuffContext) -> Result<bool, ()> {
     };
     let head = load_head(ctx, seg.payload_off, avail)?;
     if !starts_http_message(&head, avail) && !h2_frames(ctx, &seg)? {
-        return Ok(false);
+        return Ok(Verdict::Drop);
     }
 
     // SAFETY: reading the monotonic clock has no preconditions.
@@ -111,10 +142,11 @@ fn try_filter(ctx: &SkBuffContext) -> Result<bool, ()> {
     let value = ConnValue {
         last_seen_ns: now,
         packets: 1,
+        ..ConnValue::default()
     };
     let back = ConnValue {
         last_seen_ns: now,
-        packets: 0,
+        ..ConnValue::default()
     };
     if CONNS.insert(seg.key, value, 0).is_err()
         || CONNS.insert(seg.key.reversed(), back, 0).is_err()
@@ -122,7 +154,7 @@ fn try_filter(ctx: &SkBuffContext) -> Result<bool, ()> {
         count(STAT_INSERT_FAILED);
     }
     count(STAT_KEPT_START);
-    Ok(true)
+    Ok(Verdict::Keep)
 }
 
 /// An HTTP/2 connection opened before the capture began (gRPC channels live for hours): a
@@ -244,6 +276,7 @@ fn parse(ctx: &SkBuffContext) -> Result<Option<Segment>, ()> {
 
     key.src_port = be16(ctx, l4)?;
     key.dst_port = be16(ctx, l4 + 2)?;
+    let seq = ctx.load::<u32>(l4 + 4).map(u32::from_be).map_err(|_| ())?;
     let doff: u8 = ctx.load(l4 + 12).map_err(|_| ())?;
     let flags: u8 = ctx.load(l4 + 13).map_err(|_| ())?;
     let payload_off = l4 + usize::from(doff >> 4) * 4;
@@ -254,6 +287,7 @@ fn parse(ctx: &SkBuffContext) -> Result<Option<Segment>, ()> {
     Ok(Some(Segment {
         key,
         flags,
+        seq,
         payload_off,
         payload_len,
     }))
@@ -285,9 +319,14 @@ fn be16(ctx: &SkBuffContext, off: usize) -> Result<u16, ()> {
 
 #[inline(always)]
 fn count(stat: u32) {
+    add(stat, 1);
+}
+
+#[inline(always)]
+fn add(stat: u32, n: u64) {
     if let Some(c) = STATS.get_ptr_mut(stat) {
         // SAFETY: per-CPU slot from a successful lookup; no other CPU writes it.
-        unsafe { *c += 1 };
+        unsafe { *c += n };
     }
 }
 

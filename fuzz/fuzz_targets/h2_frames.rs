@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut carried = [0u64, 0];
     if mode & 1 == 0 {
-        t.feed(ts, &Segment { src: c, dst: s, seq: seq[0], ack: seq[1], flags: 0x10, payload: PREFACE }, &mut h);
+        t.feed(ts, &Segment { src: c, dst: s, seq: seq[0], ack: seq[1], flags: 0x10, payload: PREFACE, uncaptured: 0 }, &mut h);
         seq[0] = seq[0].wrapping_add(PREFACE.len() as u32);
         carried[0] = PREFACE.len() as u64;
     }
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         let (src, dst) = if dir == 0 { (c, s) } else { (s, c) };
         ts += 1000;
         if !lost {
-            t.feed(ts, &Segment { src, dst, seq: seq[dir], ack: seq[1 - dir], flags: 0x10, payload: chunk }, &mut h);
+            t.feed(ts, &Segment { src, dst, seq: seq[dir], ack: seq[1 - dir], flags: 0x10, payload: chunk, uncaptured: 0 }, &mut h);
         }
         carried[dir] += len as u64;
         seq[dir] = seq[dir].wrapping_add(len as u32);

@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         let (src, dst) = if dir == 0 { (c, s) } else { (s, c) };
         ts += 1000;
         if !lost {
-            t.feed(ts, &Segment { src, dst, seq: seq[dir], ack: seq[1 - dir], flags: 0x10, payload: chunk }, &mut h);
+            t.feed(ts, &Segment { src, dst, seq: seq[dir], ack: seq[1 - dir], flags: 0x10, payload: chunk, uncaptured: 0 }, &mut h);
         }
         seq[dir] = seq[dir].wrapping_add(len as u32);
     }

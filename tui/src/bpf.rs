@@ -10,10 +10,14 @@ use aya::{
 };
 use http_top_common::{
     CONFIG_MAP, CONFIG_PORT_FILTER, CONN_MAP, ConnKey, ConnValue, PORT_MAP, PORT_MAP_CAPACITY,
-    STAT_INSERT_FAILED, STAT_KEPT_CONN, STAT_KEPT_START, STAT_SEEN, STATS_MAP,
+    STAT_INSERT_FAILED, STAT_KEPT_CONN, STAT_KEPT_START, STAT_SEEN, STAT_SKIPPED,
+    STAT_SKIPPED_BYTES, STATS_MAP,
 };
 
-use crate::decode::{Segment, tcp_flags};
+use crate::{
+    decode::{Segment, tcp_flags},
+    packet::SkipHint,
+};
 
 /// The compiled `ebpf/` crate, built by `build.rs`.
 static FILTER_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/http-filter"));
@@ -22,6 +26,9 @@ const PROGRAM: &str = "http_filter";
 /// What to tell a user who lacks the privileges to load or attach the filter.
 pub const NEED_ROOT: &str = "live capture needs root (or CAP_BPF + CAP_PERFMON + CAP_NET_RAW + \
      CAP_NET_ADMIN): run it with sudo, e.g. `sudo http-top -i IFACE`";
+
+/// Map update flag: only replace an existing entry (linux/bpf.h).
+const BPF_EXIST: u64 = 2;
 
 /// `CAP_PERFMON`'s bit in the capability sets (linux/capability.h).
 const CAP_PERFMON: u32 = 38;
@@ -47,6 +54,8 @@ pub struct FilterCounters {
     pub kept_start: u64,
     pub kept_conn: u64,
     pub insert_failed: u64,
+    pub skipped: u64,
+    pub skipped_bytes: u64,
 }
 
 /// The loaded filter and its maps. Dropping it detaches nothing by itself: the program stays attached
@@ -147,6 +156,8 @@ impl KernelFilter {
             kept_start: sum(STAT_KEPT_START),
             kept_conn: sum(STAT_KEPT_CONN),
             insert_failed: sum(STAT_INSERT_FAILED),
+            skipped: sum(STAT_SKIPPED),
+            skipped_bytes: sum(STAT_SKIPPED_BYTES),
         }
     }
 
@@ -177,6 +188,19 @@ impl KernelFilter {
             // Bounded: a FIN whose peer never answers is cleaned up by `expire_idle`.
             self.closing.entry(key).or_insert(1);
         }
+    }
+
+    /// Writes a stretch of body to skip into its direction's entry; `false` when the filter no
+    /// longer holds the connection (closed, or evicted from the LRU map), which then needs none.
+    pub fn skip(&mut self, hint: &SkipHint) -> bool {
+        let key = key_of(hint.src, hint.dst);
+        let Ok(mut v) = self.conns.get(&key, 0) else {
+            return false;
+        };
+        v.skip_seq = hint.seq;
+        v.skip_len = hint.len;
+        // BPF_EXIST: never recreate an entry the filter or a close removed meanwhile.
+        self.conns.insert(key, v, BPF_EXIST).is_ok()
     }
 
     fn forget(&mut self, key: &ConnKey) {
@@ -213,12 +237,17 @@ impl KernelFilter {
 
 /// The filter's map key for the direction a segment travelled.
 pub fn conn_key(seg: &Segment<'_>) -> ConnKey {
+    key_of(seg.src, seg.dst)
+}
+
+/// The filter's map key for the direction from `src` to `dst`.
+fn key_of(src: std::net::SocketAddr, dst: std::net::SocketAddr) -> ConnKey {
     let mut key = ConnKey {
-        src_port: seg.src.port(),
-        dst_port: seg.dst.port(),
+        src_port: src.port(),
+        dst_port: dst.port(),
         ..ConnKey::default()
     };
-    match (seg.src.ip(), seg.dst.ip()) {
+    match (src.ip(), dst.ip()) {
         (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) => {
             key.src_addr[..4].copy_from_slice(&s.octets());
             key.dst_addr[..4].copy_from_slice(&d.octets());
@@ -266,6 +295,7 @@ mod tests {
             ack: 0,
             flags: 0,
             payload: b"",
+            uncaptured: 0,
         };
         let k = conn_key(&seg);
         // The filter copies the four address bytes into the start of the 16-byte field, network
@@ -287,6 +317,7 @@ mod tests {
             ack: 0,
             flags: 0,
             payload: b"",
+            uncaptured: 0,
         };
         let k = conn_key(&seg);
         assert_eq!(k.src_addr[0], 0xfd);

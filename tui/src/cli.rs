@@ -136,6 +136,11 @@ pub struct Cli {
     #[arg(long, value_name = "MIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub ring_mb: u32,
 
+    /// Copy every body byte from the kernel (by default the filter cuts packets of a body whose
+    /// length a head announced to their headers: the bytes are counted, not copied)
+    #[arg(long)]
+    pub no_skip: bool,
+
     /// Forget a connection after this many seconds without traffic
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub idle_timeout: u64,

@@ -10,7 +10,7 @@ use etherparse::{
     EtherType, LaxIpSlice, LaxNetSlice, LaxSlicedPacket, TcpSlice, TransportSlice, ip_number,
 };
 
-use crate::packet::LinkType;
+use crate::packet::{LinkType, Packet};
 
 /// TCP flag bits as they appear in byte 13 of the header.
 pub mod tcp_flags {
@@ -32,11 +32,16 @@ pub struct Segment<'a> {
     pub flags: u8,
     /// The captured part of the payload (shorter than the segment if the frame was truncated).
     pub payload: &'a [u8],
+    /// Payload bytes the segment carried on the wire after `payload` that the frame does not hold:
+    /// cut by the kernel filter's body skipping, or by a snap length. Known from the IP header's
+    /// length (or, where that says 0, as GSO frames past 64 KiB do, from the frame's length).
+    pub uncaptured: u32,
 }
 
 /// Why a frame did not yield a TCP segment. Small and `Copy`: these are counted, not logged.
 impl Segment<'_> {
-    /// The segment without its payload, free of the frame's lifetime.
+    /// The segment without its captured payload, free of the frame's lifetime (`uncaptured` is
+    /// kept: a worker thread puts the payload back).
     pub fn without_payload(&self) -> Segment<'static> {
         Segment {
             payload: &[],
@@ -64,6 +69,18 @@ pub enum DecodeError {
 
 /// Decodes one captured frame of the given link type into its TCP segment.
 pub fn decode(link: LinkType, frame: &[u8]) -> Result<Segment<'_>, DecodeError> {
+    decode_cut(link, frame, frame.len())
+}
+
+/// Decodes a captured frame that was `orig_len` bytes long on the wire.
+pub fn decode_packet<'a>(p: &Packet<'a>) -> Result<Segment<'a>, DecodeError> {
+    decode_cut(p.link, p.data, p.orig_len as usize)
+}
+
+fn decode_cut(link: LinkType, frame: &[u8], orig_len: usize) -> Result<Segment<'_>, DecodeError> {
+    let cut = Cut {
+        frame_missing: orig_len.saturating_sub(frame.len()),
+    };
     // IP right after the link header, the common case, goes straight to the IP and TCP slices;
     // the whole-packet slicer (VLAN tags and everything else) is a large value to build and copy,
     // which was a twentieth of a run.
@@ -79,15 +96,50 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Segment<'_>, DecodeError> 
         LinkType::LinuxSll | LinkType::LinuxSll2 => None,
     };
     if let Some(at) = ip_at
-        && let Some(r) = decode_ip(frame.get(at..).ok_or(DecodeError::Link)?)
+        && let Some(r) = decode_ip(frame.get(at..).ok_or(DecodeError::Link)?, cut)
     {
         return r;
     }
-    decode_sliced(link, frame)
+    decode_sliced(link, frame, cut)
+}
+
+/// How much of a frame was not captured.
+#[derive(Clone, Copy)]
+struct Cut {
+    /// Bytes of the frame on the wire past its captured end.
+    frame_missing: usize,
+}
+
+impl Cut {
+    /// Payload bytes past the captured ones: up to where the IP header says the packet ends
+    /// (`ip_end`, an address in the frame's address space), or, where it says nothing (a length
+    /// of 0), the frame's missing bytes.
+    fn uncaptured(self, payload: &[u8], ip_end: Option<usize>) -> u32 {
+        let captured_end = payload.as_ptr() as usize + payload.len();
+        let n = match ip_end {
+            Some(end) => end.saturating_sub(captured_end),
+            None => self.frame_missing,
+        };
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+}
+
+/// Where an IPv4 packet ends by its header's total length; `None` when that is 0 (a GSO frame
+/// past 64 KiB).
+fn v4_end(h: &etherparse::Ipv4HeaderSlice<'_>) -> Option<usize> {
+    let total = usize::from(h.total_len());
+    (total != 0).then(|| h.slice().as_ptr() as usize + total)
+}
+
+/// Where an IPv6 packet ends by its payload length; `None` when that is 0 (a jumbogram or a GSO
+/// frame past 64 KiB).
+fn v6_end(h: &etherparse::Ipv6HeaderSlice<'_>) -> Option<usize> {
+    let len = usize::from(h.payload_length());
+    (len != 0).then(|| h.slice().as_ptr() as usize + 40 + len)
 }
 
 /// Any frame, through etherparse's whole-packet slicer.
-fn decode_sliced(link: LinkType, frame: &[u8]) -> Result<Segment<'_>, DecodeError> {
+fn decode_sliced(link: LinkType, frame: &[u8], cut: Cut) -> Result<Segment<'_>, DecodeError> {
     let sliced = match link {
         LinkType::Ethernet => {
             LaxSlicedPacket::from_ethernet(frame).map_err(|_| DecodeError::Link)?
@@ -119,20 +171,22 @@ fn decode_sliced(link: LinkType, frame: &[u8]) -> Result<Segment<'_>, DecodeErro
         }
     };
 
-    let (src_ip, dst_ip): (IpAddr, IpAddr) = match &sliced.net {
+    let (src_ip, dst_ip, ip_end): (IpAddr, IpAddr, _) = match &sliced.net {
         Some(LaxNetSlice::Ipv4(ip)) => (
             ip.header().source_addr().into(),
             ip.header().destination_addr().into(),
+            v4_end(&ip.header()),
         ),
         Some(LaxNetSlice::Ipv6(ip)) => (
             ip.header().source_addr().into(),
             ip.header().destination_addr().into(),
+            v6_end(&ip.header()),
         ),
         Some(LaxNetSlice::Arp(_)) => return Err(DecodeError::NotTcp),
         None => return Err(DecodeError::Network),
     };
     match sliced.transport {
-        Some(TransportSlice::Tcp(tcp)) => Ok(segment(src_ip, dst_ip, &tcp)),
+        Some(TransportSlice::Tcp(tcp)) => Ok(segment(src_ip, dst_ip, &tcp, cut, ip_end)),
         Some(_) => Err(DecodeError::NotTcp),
         None => match sliced.stop_err {
             Some(_) => Err(DecodeError::Transport),
@@ -144,19 +198,21 @@ fn decode_sliced(link: LinkType, frame: &[u8]) -> Result<Segment<'_>, DecodeErro
 /// An IP packet, as the whole-packet slicer would take it: a bad IP header is a network error, a
 /// bad extension header a transport error. `None` for a packet that is not TCP, for the slicer to
 /// classify.
-fn decode_ip(bytes: &[u8]) -> Option<Result<Segment<'_>, DecodeError>> {
+fn decode_ip(bytes: &[u8], cut: Cut) -> Option<Result<Segment<'_>, DecodeError>> {
     let (ip, ext_err) = match LaxIpSlice::from_slice(bytes) {
         Ok(x) => x,
         Err(_) => return Some(Err(DecodeError::Network)),
     };
-    let (src, dst): (IpAddr, IpAddr) = match &ip {
+    let (src, dst, ip_end): (IpAddr, IpAddr, _) = match &ip {
         LaxIpSlice::Ipv4(v4) => (
             v4.header().source_addr().into(),
             v4.header().destination_addr().into(),
+            v4_end(&v4.header()),
         ),
         LaxIpSlice::Ipv6(v6) => (
             v6.header().source_addr().into(),
             v6.header().destination_addr().into(),
+            v6_end(&v6.header()),
         ),
     };
     if ext_err.is_some() {
@@ -170,12 +226,18 @@ fn decode_ip(bytes: &[u8]) -> Option<Result<Segment<'_>, DecodeError>> {
     }
     Some(
         TcpSlice::from_slice(payload.payload)
-            .map(|tcp| segment(src, dst, &tcp))
+            .map(|tcp| segment(src, dst, &tcp, cut, ip_end))
             .map_err(|_| DecodeError::Transport),
     )
 }
 
-fn segment<'a>(src: IpAddr, dst: IpAddr, tcp: &TcpSlice<'a>) -> Segment<'a> {
+fn segment<'a>(
+    src: IpAddr,
+    dst: IpAddr,
+    tcp: &TcpSlice<'a>,
+    cut: Cut,
+    ip_end: Option<usize>,
+) -> Segment<'a> {
     let flags = u8::from(tcp.fin())
         | u8::from(tcp.syn()) << 1
         | u8::from(tcp.rst()) << 2
@@ -188,6 +250,7 @@ fn segment<'a>(src: IpAddr, dst: IpAddr, tcp: &TcpSlice<'a>) -> Segment<'a> {
         ack: tcp.acknowledgment_number(),
         flags,
         payload: tcp.payload(),
+        uncaptured: cut.uncaptured(tcp.payload(), ip_end),
     }
 }
 
@@ -217,7 +280,7 @@ mod tests {
                     2 => (LinkType::Null, [&[2, 0, 0, 0][..], ip].concat()),
                     _ => (LinkType::Ethernet, eth(&[], ip, 0x0806)),
                 };
-                proptest::prop_assert_eq!(decode(link, &frame), decode_sliced(link, &frame));
+                proptest::prop_assert_eq!(decode(link, &frame), decode_sliced(link, &frame, Cut { frame_missing: 0 }));
             }
         }
     }
@@ -310,6 +373,28 @@ mod tests {
         // Cut inside the payload: the segment is there, with the captured part of the payload.
         let s = decode(LinkType::Ethernet, &f[..f.len() - 4]).unwrap();
         assert_eq!(s.payload, b"GET / HTTP/1.1");
+        // The IP header says how long the segment was: the rest is known, uncaptured.
+        assert_eq!(s.uncaptured, 4);
+        // Cut to its headers, as the kernel filter cuts a body it skips.
+        let s = decode(LinkType::Ethernet, &f[..14 + 20 + 20]).unwrap();
+        assert_eq!((s.payload.len(), s.uncaptured), (0, 18));
+        // An IPv6 one, and a whole one.
+        let v6 = ipv6_tcp(b"HTTP/1.1 200 OK\r\n");
+        let s = decode(LinkType::RawIp, &v6[..40 + 20 + 5]).unwrap();
+        assert_eq!((s.payload, s.uncaptured), (&b"HTTP/"[..], 12));
+        assert_eq!(decode(LinkType::Ethernet, &f).unwrap().uncaptured, 0);
+        // A GSO frame past 64 KiB says 0 in its IP length: the frame's length says it.
+        let mut big = f.clone();
+        big[14 + 2..14 + 4].copy_from_slice(&[0, 0]);
+        let p = Packet {
+            ts_ns: 0,
+            link: LinkType::Ethernet,
+            data: &big[..14 + 20 + 20],
+            orig_len: 70_000,
+            iface: 0,
+            direction: crate::packet::Direction::Unknown,
+        };
+        assert_eq!(decode_packet(&p).unwrap().uncaptured, 70_000 - 54);
         // Cut inside the TCP header: counted as a transport error, not a panic.
         assert_eq!(
             decode(LinkType::Ethernet, &f[..14 + 20 + 10]),

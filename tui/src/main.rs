@@ -121,6 +121,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             ports: cli.port.clone(),
             ring_mb: cli.ring_mb,
             idle_timeout: Duration::from_secs(cli.idle_timeout),
+            skip_bodies: !cli.no_skip,
         })?;
         let who = privs::drop_privileges(cli.user.as_deref())?;
         tracing::info!(interfaces = ?cli.interfaces, uid = who.uid, gid = who.gid, "capturing; privileges dropped");

@@ -30,6 +30,17 @@ pub enum Direction {
     Unknown,
 }
 
+/// What a reader tells a live source it need not capture: payload bytes of the TCP stream `src`
+/// sends to `dst`, `len` of them from sequence number `seq` (a body it counts without seeing).
+/// The kernel filter then keeps only the headers of packets whose payload lies wholly inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SkipHint {
+    pub src: std::net::SocketAddr,
+    pub dst: std::net::SocketAddr,
+    pub seq: u32,
+    pub len: u32,
+}
+
 /// One captured frame, borrowed from the source until the next call.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet<'a> {

@@ -3,7 +3,7 @@
 use crate::{
     decode::{self, DecodeError, Segment},
     flow::{FlowConfig, FlowStats, FlowTable},
-    packet::Packet,
+    packet::{Packet, SkipHint},
     proto::{Conn, Exchange, HttpStats, Protocols},
 };
 
@@ -15,6 +15,9 @@ crate::counters! {
         bytes: "bytes" Counter,
         tcp_segments: "tcp_segments" Counter,
         payload_bytes: "payload_bytes" Counter,
+        /// Payload bytes segments carried on the wire but their frames did not (kernel body
+        /// skipping, snap lengths).
+        uncaptured_bytes: "uncaptured_bytes" Counter,
         /// Frames that are not TCP over IP (ARP, UDP, ...): not errors.
         not_tcp: "not_tcp" Counter,
         /// Frames cut short or malformed below TCP payload.
@@ -54,6 +57,8 @@ pub struct Pipeline {
     counters: PacketCounters,
     /// Latest capture time seen, the clock of everything downstream.
     now_ns: u64,
+    /// Bodies the live source may skip, in sequence numbers; drained by [`Self::skips`].
+    skips: Vec<SkipHint>,
 }
 
 impl Pipeline {
@@ -63,6 +68,34 @@ impl Pipeline {
             http: Protocols::default(),
             counters: PacketCounters::default(),
             now_ns: 0,
+            skips: Vec::new(),
+        }
+    }
+
+    /// From now on, say which bodies need not be captured ([`Self::skips`]).
+    pub fn ask_skips(&mut self) {
+        self.http.ask_skips();
+    }
+
+    /// Bodies found since the last call that need not be captured.
+    pub fn skips(&mut self) -> std::vec::Drain<'_, SkipHint> {
+        self.skips.drain(..)
+    }
+
+    /// The parsers' bodies ahead, in the sequence numbers of their streams.
+    fn take_bodies_ahead(&mut self) {
+        let Some(ahead) = self.http.bodies_ahead.as_mut() else {
+            return;
+        };
+        for b in ahead.drain(..) {
+            if let Some(seq) = self.flows.wire_seq(b.src, b.dst, b.offset) {
+                self.skips.push(SkipHint {
+                    src: b.src,
+                    dst: b.dst,
+                    seq,
+                    len: b.len,
+                });
+            }
         }
     }
 
@@ -72,6 +105,7 @@ impl Pipeline {
     pub fn packet(&mut self, p: &Packet<'_>) -> Option<Segment<'static>> {
         let seg = self.decode(p)?;
         self.flows.feed(p.ts_ns, &seg, &mut self.http);
+        self.take_bodies_ahead();
         seg.closing()
     }
 
@@ -82,10 +116,11 @@ impl Pipeline {
         self.counters.bytes += p.data.len() as u64;
         // Capture clocks can step back a few microseconds; time downstream never does.
         self.now_ns = self.now_ns.max(p.ts_ns);
-        match decode::decode(p.link, p.data) {
+        match decode::decode_packet(p) {
             Ok(seg) => {
                 self.counters.tcp_segments += 1;
                 self.counters.payload_bytes += seg.payload.len() as u64;
+                self.counters.uncaptured_bytes += u64::from(seg.uncaptured);
                 Some(seg)
             }
             Err(DecodeError::NotTcp) => {

@@ -19,7 +19,7 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::{CaptureStats, Next, PacketSource, ring::Ring};
-use crate::{bpf::KernelFilter, decode::Segment};
+use crate::{bpf::KernelFilter, decode::Segment, packet::SkipHint};
 
 /// How often connections idle in the kernel map are swept, at most (a short `--idle-timeout` sweeps
 /// more often, at half the timeout).
@@ -35,6 +35,8 @@ pub struct LiveOptions {
     pub ring_mb: u32,
     /// Connections with no kept packet for this long are removed from the kernel map.
     pub idle_timeout: Duration,
+    /// Let the kernel filter cut body bytes the reader does not need (`--no-skip` turns it off).
+    pub skip_bodies: bool,
 }
 
 /// Live capture on one or more interfaces.
@@ -46,6 +48,8 @@ pub struct LiveSource {
     turn: usize,
     idle_timeout: Duration,
     last_sweep: Instant,
+    skip_bodies: bool,
+    skip_requests: u64,
 }
 
 impl LiveSource {
@@ -69,6 +73,8 @@ impl LiveSource {
             turn: 0,
             idle_timeout: opts.idle_timeout,
             last_sweep: Instant::now(),
+            skip_bodies: opts.skip_bodies,
+            skip_requests: 0,
         })
     }
 
@@ -135,6 +141,16 @@ impl PacketSource for LiveSource {
         self.filter.observe(closing);
     }
 
+    fn skips_bodies(&self) -> bool {
+        self.skip_bodies
+    }
+
+    fn skip_body(&mut self, hint: &SkipHint) {
+        if self.skip_bodies && self.filter.skip(hint) {
+            self.skip_requests += 1;
+        }
+    }
+
     fn interfaces(&self) -> &[String] {
         &self.names
     }
@@ -147,6 +163,9 @@ impl PacketSource for LiveSource {
             filter_seen: c.seen,
             filter_kept: c.kept_start + c.kept_conn,
             filter_insert_failed: c.insert_failed,
+            skip_requests: self.skip_requests,
+            filter_skipped: c.skipped,
+            filter_skipped_bytes: c.skipped_bytes,
             tracked_conns: self.filter.tracked(),
             ..CaptureStats::default()
         }

@@ -32,6 +32,12 @@ crate::counters! {
         filter_kept: "filter_kept" Counter,
         /// Times the filter could not record a connection (live only).
         filter_insert_failed: "filter_insert_failed" Counter,
+        /// Stretches of body the reader asked the filter to skip (live only).
+        skip_requests: "skip_requests" Counter,
+        /// Packets the filter kept cut to their headers, their payload a skipped body (live only).
+        filter_skipped: "filter_skipped" Counter,
+        /// The payload bytes of those packets, never copied to userspace (live only).
+        filter_skipped_bytes: "filter_skipped_bytes" Counter,
         /// Connection directions the filter's map holds now (live only).
         tracked_conns: "tracked_conns" Gauge,
         /// Records a file reader had to skip (corrupt or cut short).
@@ -72,4 +78,12 @@ pub trait PacketSource {
     /// source forgets closed connections in the kernel's table. Every consumer of a live source
     /// passes on what [`crate::pipeline::Pipeline::packet`] returns.
     fn observe(&mut self, _closing: &crate::decode::Segment<'_>) {}
+    /// Whether the source can leave out bodies the reader does not need ([`Self::skip_body`]).
+    fn skips_bodies(&self) -> bool {
+        false
+    }
+    /// A body the reader counts without seeing: the live source tells the kernel filter to cut
+    /// its packets to their headers. Every consumer of a live source passes on what
+    /// [`crate::pipeline::Pipeline::skips`] yields.
+    fn skip_body(&mut self, _hint: &crate::packet::SkipHint) {}
 }

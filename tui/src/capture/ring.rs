@@ -20,7 +20,7 @@ use crate::{
 
 /// Ring geometry. Blocks must hold the largest frame (GSO super-frames on veth and bridges reach
 /// 64 KiB; BIG TCP more), so they are 1 MiB; frames are variable-sized inside a block in V3.
-pub const BLOCK_SIZE: u32 = 1 << 20;
+pub const BLOCK_SIZE: u32 = 1 << 18;
 /// Nominal frame size, only used to tell the kernel how many frames a block "has" (V3 ignores it
 /// otherwise); must be a multiple of `TPACKET_ALIGNMENT`.
 const FRAME_SIZE: u32 = 2048;

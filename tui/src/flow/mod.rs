@@ -95,6 +95,20 @@ pub trait Handler {
     /// In-order bytes of direction `dir`, from a frame captured at `ts_ns`. Each call carries the
     /// bytes of one captured segment (or the part of it not seen before).
     fn on_data(&mut self, c: &mut Self::Conn, info: &ConnInfo, dir: usize, ts_ns: u64, data: &[u8]);
+    /// `len` bytes of direction `dir` were sent and their segments captured, but not the bytes
+    /// themselves (the kernel filter skipped a body, or a snap length cut them). Returns how many
+    /// of them, from the first, lie inside a body the layer above counts without seeing; the rest
+    /// become a gap.
+    fn on_skip(
+        &mut self,
+        _c: &mut Self::Conn,
+        _info: &ConnInfo,
+        _dir: usize,
+        _len: u64,
+        _ts_ns: u64,
+    ) -> u64 {
+        0
+    }
     /// `len` bytes of direction `dir` were never captured.
     fn on_gap(&mut self, c: &mut Self::Conn, info: &ConnInfo, dir: usize, len: u64, ts_ns: u64);
     /// The connection is gone; no more calls for it.
@@ -119,6 +133,12 @@ crate::counters! {
         /// Gaps reported, and their bytes.
         gaps: "gaps" Counter,
         gap_bytes: "gap_bytes" Counter,
+        /// Payload bytes whose segments arrived without them (skipped by the kernel filter, or cut
+        /// by a snap length) inside a body of known length: counted, not lost.
+        skipped_bytes: "skipped_bytes" Counter,
+        /// Such bytes that were not inside a body (a stale skip, a head cut by a snap length):
+        /// reported as gaps.
+        skip_misses: "skip_misses" Counter,
         /// Times a cap forced buffered data out before its hole filled.
         ooo_overflows: "ooo_overflows" Counter,
         /// Bytes buffered out of order right now.
@@ -313,6 +333,20 @@ impl<C: Default> FlowTable<C> {
             };
             self.close(&key, reason, ts_ns, h);
         }
+    }
+
+    /// The wire sequence number of offset `offset` (mod 2^32, from the stream's first byte) of
+    /// the stream `src` sends to `dst`, if that connection is in the table.
+    pub fn wire_seq(&self, src: SocketAddr, dst: SocketAddr, offset: u32) -> Option<u32> {
+        let (key, side) = Key::of(src, dst);
+        let conn = self.conns.get(&key)?;
+        let s = &conn.streams[usize::from(side != conn.first_sender())];
+        if s.next == UNSET {
+            return None;
+        }
+        // `next` is offset `next - 2^32`, on the wire `next_wire`.
+        let at_next = (s.next - (1 << 32)) as u32;
+        Some(s.next_wire.wrapping_sub(at_next.wrapping_sub(offset)))
     }
 
     /// Closes up to `max` connections (end of capture), flushing what is buffered; `false` once

@@ -13,6 +13,16 @@ pub(super) struct Chunk {
     /// The acknowledgement its segment carried ([`ConnInfo::ack`]).
     pub(super) ack: Option<u64>,
     pub(super) data: Vec<u8>,
+    /// Bytes after `data` whose segment was captured without them (see
+    /// [`Segment::uncaptured`]): known, not held.
+    pub(super) uncaptured: u32,
+}
+
+impl Chunk {
+    /// Sequence space the range covers.
+    pub(super) fn len(&self) -> u64 {
+        self.data.len() as u64 + u64::from(self.uncaptured)
+    }
 }
 
 /// Out-of-order ranges of one direction. Boxed and absent while empty, which is nearly always: an
@@ -111,6 +121,20 @@ impl Stream {
     }
 }
 
+/// A segment's payload as far as reassembly cares: the bytes captured, then the bytes known to
+/// follow them uncaptured.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bytes<'a> {
+    pub(super) data: &'a [u8],
+    pub(super) uncaptured: u32,
+}
+
+impl Bytes<'_> {
+    fn len(&self) -> u64 {
+        self.data.len() as u64 + u64::from(self.uncaptured)
+    }
+}
+
 /// What one segment's processing needs besides the stream.
 pub(super) struct Ctx<'a> {
     pub(super) cfg: &'a FlowConfig,
@@ -142,12 +166,16 @@ impl Ctx<'_> {
         if syn {
             seq += 1;
         }
-        let end = seq + seg.payload.len() as u64;
+        let end = seq + seg.payload.len() as u64 + u64::from(seg.uncaptured);
         if seg.flags & tcp_flags::FIN != 0 && s.fin == UNSET {
             s.fin = end;
         }
-        if !seg.payload.is_empty() {
-            self.insert(s, ts, seq, seg.payload, c, h);
+        if end > seq {
+            let bytes = Bytes {
+                data: seg.payload,
+                uncaptured: seg.uncaptured,
+            };
+            self.insert(s, ts, seq, bytes, c, h);
         }
         self.check_fin(s);
     }
@@ -207,29 +235,71 @@ impl Ctx<'_> {
         h.on_gap(c, self.info, self.dir, len, ts);
     }
 
+    /// `len` uncaptured bytes of this direction, known to be there: the layer above takes those
+    /// that fall inside a body it can count without seeing; the rest are a gap.
+    fn skip<H: Handler>(&mut self, info: &ConnInfo, ts: u64, len: u64, c: &mut H::Conn, h: &mut H) {
+        let taken = h.on_skip(c, info, self.dir, len, ts).min(len);
+        self.stats.skipped_bytes += taken;
+        if taken < len {
+            self.stats.skip_misses += len - taken;
+            self.gap(ts, len - taken, c, h);
+        }
+    }
+
+    /// Hands over `bytes[lo..hi]` (offsets into the range they cover): captured bytes as data,
+    /// uncaptured ones as a skip.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one range of one stream, spelled out"
+    )]
+    fn hand<H: Handler>(
+        &mut self,
+        info: &ConnInfo,
+        ts: u64,
+        bytes: Bytes<'_>,
+        lo: u64,
+        hi: u64,
+        c: &mut H::Conn,
+        h: &mut H,
+    ) {
+        let held = bytes.data.len() as u64;
+        if lo < held {
+            h.on_data(
+                c,
+                info,
+                self.dir,
+                ts,
+                &bytes.data[lo as usize..hi.min(held) as usize],
+            );
+        }
+        if hi > held {
+            self.skip(info, ts, hi - lo.max(held), c, h);
+        }
+    }
+
     pub(super) fn insert<H: Handler>(
         &mut self,
         s: &mut Stream,
         ts: u64,
         seq: u64,
-        data: &[u8],
+        bytes: Bytes<'_>,
         c: &mut H::Conn,
         h: &mut H,
     ) {
         let next = s.next;
-        let end = seq + data.len() as u64;
+        let end = seq + bytes.len();
         if end <= next {
             self.stats.retransmissions += 1;
             return;
         }
         if seq <= next {
-            return self.deliver(s, ts, seq, data, c, h);
+            return self.deliver(s, ts, seq, bytes, c, h);
         }
         // Out of order: buffer the parts not already buffered (the first copy wins).
         let mut pieces: Vec<(u64, u64)> = Vec::new();
         let mut cur = seq;
         for (&k, v) in s.ooo.range(end) {
-            let kend = k + v.data.len() as u64;
+            let kend = k + v.len();
             if kend <= cur {
                 continue;
             }
@@ -245,7 +315,12 @@ impl Ctx<'_> {
             self.stats.retransmissions += 1;
             return;
         }
-        let adding: usize = pieces.iter().map(|(a, b)| (b - a) as usize).sum();
+        // Only captured bytes take memory.
+        let held = seq + bytes.data.len() as u64;
+        let adding: usize = pieces
+            .iter()
+            .map(|&(a, b)| b.min(held).saturating_sub(a) as usize)
+            .sum();
         if s.ooo_bytes as usize + adding > self.cfg.max_ooo_bytes
             || s.ooo.len() + pieces.len() > self.cfg.max_holes
             || adding > self.budget
@@ -264,18 +339,20 @@ impl Ctx<'_> {
                 self.gap(ts, seq - next, c, h);
                 s.advance_to(seq);
             }
-            return self.deliver(s, ts, seq, data, c, h);
+            return self.deliver(s, ts, seq, bytes, c, h);
         }
         self.stats.out_of_order += 1;
+        let held = bytes.data.len() as u64;
         for (a, b) in pieces {
-            let lo = (a - seq) as usize;
-            let hi = (b - seq) as usize;
+            let (lo, hi) = (a - seq, b - seq);
+            let data = &bytes.data[lo.min(held) as usize..hi.min(held) as usize];
             s.ooo.insert(
                 a,
                 Chunk {
                     ts_ns: ts,
                     ack: self.info.ack,
-                    data: data[lo..hi].to_vec(),
+                    data: data.to_vec(),
+                    uncaptured: (hi - lo - data.len() as u64) as u32,
                 },
             );
         }
@@ -284,19 +361,19 @@ impl Ctx<'_> {
         *self.buffered_delta += adding as i64;
     }
 
-    /// Hands over the part of `data` (starting at `seq <= next`) not delivered yet, without a copy,
-    /// then whatever buffered data it made contiguous. Where a buffered range covers the same bytes,
-    /// that earlier copy is delivered instead, with its own capture time.
+    /// Hands over the part of `bytes` (starting at `seq <= next`) not delivered yet, without a
+    /// copy, then whatever buffered data it made contiguous. Where a buffered range covers the
+    /// same bytes, that earlier copy is delivered instead, with its own capture time.
     pub(super) fn deliver<H: Handler>(
         &mut self,
         s: &mut Stream,
         ts: u64,
         seq: u64,
-        data: &[u8],
+        bytes: Bytes<'_>,
         c: &mut H::Conn,
         h: &mut H,
     ) {
-        let end = seq + data.len() as u64;
+        let end = seq + bytes.len();
         loop {
             let next = s.next;
             if end <= next {
@@ -304,13 +381,8 @@ impl Ctx<'_> {
             }
             let stop = s.ooo.first_key().map_or(end, |k| k.min(end)).max(next);
             if stop > next {
-                h.on_data(
-                    c,
-                    self.info,
-                    self.dir,
-                    ts,
-                    &data[(next - seq) as usize..(stop - seq) as usize],
-                );
+                let info = *self.info;
+                self.hand(&info, ts, bytes, next - seq, stop - seq, c, h);
                 s.advance_to(stop);
             }
             self.drain(s, c, h);
@@ -342,20 +414,18 @@ impl Ctx<'_> {
             let next = s.next;
             s.ooo_bytes -= chunk.data.len() as u32;
             *self.buffered_delta -= chunk.data.len() as i64;
-            let end = start + chunk.data.len() as u64;
+            let end = start + chunk.len();
             if end > next {
                 s.advance_to(end);
                 let info = ConnInfo {
                     ack: chunk.ack,
                     ..*self.info
                 };
-                h.on_data(
-                    c,
-                    &info,
-                    self.dir,
-                    chunk.ts_ns,
-                    &chunk.data[(next - start) as usize..],
-                );
+                let bytes = Bytes {
+                    data: &chunk.data,
+                    uncaptured: chunk.uncaptured,
+                };
+                self.hand(&info, chunk.ts_ns, bytes, next - start, end - start, c, h);
             }
         }
     }

@@ -16,6 +16,10 @@ struct Recorder {
     /// Capture time per delivered byte.
     ts: [Vec<u64>; 2],
     closes: Vec<CloseReason>,
+    /// Offsets (per direction) of uncaptured bytes taken as body; they come out as `None` too.
+    skipped: [Vec<usize>; 2],
+    /// Takes uncaptured bytes as body only before this offset (a body that ends there).
+    body_end: Option<usize>,
 }
 
 impl Handler for Recorder {
@@ -27,6 +31,15 @@ impl Handler for Recorder {
     fn on_gap(&mut self, _: &mut (), _: &ConnInfo, dir: usize, len: u64, _: u64) {
         self.out[dir].extend(std::iter::repeat_n(None, len as usize));
         self.ts[dir].extend(std::iter::repeat_n(0, len as usize));
+    }
+    fn on_skip(&mut self, _: &mut (), _: &ConnInfo, dir: usize, len: u64, _: u64) -> u64 {
+        let at = self.out[dir].len();
+        let end = self.body_end.unwrap_or(0);
+        let taken = (len as usize).min(end.saturating_sub(at));
+        self.skipped[dir].extend(at..at + taken);
+        self.out[dir].extend(std::iter::repeat_n(None, taken));
+        self.ts[dir].extend(std::iter::repeat_n(0, taken));
+        taken as u64
     }
     fn on_close(&mut self, _: &mut (), _: &ConnInfo, reason: CloseReason, _: u64) {
         self.closes.push(reason);
@@ -48,6 +61,7 @@ fn seg(src: SocketAddr, dst: SocketAddr, seq: u32, flags: u8, payload: &[u8]) ->
         ack: 0,
         flags,
         payload,
+        uncaptured: 0,
     }
 }
 
@@ -198,6 +212,79 @@ proptest! {
             }
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Segments that arrive cut (the kernel filter skipping a body, a snap length) still say how
+    /// many bytes they carried: reordered, duplicated and overlapping, every byte comes out once,
+    /// as data when the first copy of it held it and as skipped body when that copy did not.
+    #[test]
+    fn uncaptured_bytes_come_out_once_where_they_were((data, isn, pieces, order, _syn) in stream_and_pieces()) {
+        let held: Vec<usize> = pieces
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let n = order[(i * 7 + 1) % order.len()];
+                let len = p.end - p.start;
+                if n % 3 == 0 { (n >> 2) % (len + 1) } else { len }
+            })
+            .collect();
+        let mut t = FlowTable::<()>::new(FlowConfig::default());
+        let mut r = Recorder { body_end: Some(data.len()), ..Recorder::default() };
+        t.feed(0, &seg(a(), b(), isn, tcp_flags::SYN, b""), &mut r);
+        let base = isn.wrapping_add(1);
+        for (i, p) in pieces.iter().enumerate() {
+            let mut s = seg(a(), b(), base.wrapping_add(p.start as u32), tcp_flags::ACK, &data[p.start..p.start + held[i]]);
+            s.uncaptured = (p.end - p.start - held[i]) as u32;
+            t.feed(1 + i as u64, &s, &mut r);
+        }
+        t.finish_some(1_000_000, &mut r, usize::MAX);
+        // Model: the first piece (in capture order) covering a byte decides what it is.
+        let mut first_held: Vec<Option<bool>> = vec![None; data.len()];
+        for (p, h) in pieces.iter().zip(&held) {
+            for (x, f) in first_held.iter_mut().enumerate().take(p.end).skip(p.start) {
+                f.get_or_insert(x < p.start + h);
+            }
+        }
+        prop_assert_eq!(r.out[0].len(), data.len());
+        let expected_skipped: Vec<usize> = (0..data.len()).filter(|&x| first_held[x] == Some(false)).collect();
+        prop_assert_eq!(&r.skipped[0], &expected_skipped);
+        for (x, b) in r.out[0].iter().enumerate() {
+            match b {
+                Some(v) => { prop_assert_eq!(first_held[x], Some(true)); prop_assert_eq!(*v, data[x]); }
+                None => prop_assert_eq!(first_held[x], Some(false), "byte {} is a gap", x),
+            }
+        }
+        prop_assert_eq!(t.stats().skipped_bytes, expected_skipped.len() as u64);
+        prop_assert_eq!((t.stats().gaps, t.stats().skip_misses), (0, 0));
+    }
+}
+
+#[test]
+fn uncaptured_bytes_outside_a_body_are_a_counted_gap() {
+    let mut t = FlowTable::<()>::new(FlowConfig::default());
+    // A body of 10 bytes: a segment of 4 held bytes and 12 uncaptured ones takes 6 as body and
+    // reports the other 6 (the next message's head, say) as a gap.
+    let mut r = Recorder {
+        body_end: Some(10),
+        ..Recorder::default()
+    };
+    t.feed(1, &seg(a(), b(), 100, tcp_flags::SYN, b""), &mut r);
+    let mut s = seg(a(), b(), 101, tcp_flags::ACK, b"abcd");
+    s.uncaptured = 12;
+    t.feed(2, &s, &mut r);
+    assert_eq!(r.skipped[0], (4..10).collect::<Vec<_>>());
+    assert_eq!(r.out[0].len(), 16);
+    let st = t.stats();
+    assert_eq!(
+        (st.skipped_bytes, st.skip_misses, st.gaps, st.gap_bytes),
+        (6, 6, 1, 6)
+    );
+    // The stream goes on after them.
+    t.feed(3, &seg(a(), b(), 117, tcp_flags::ACK, b"xy"), &mut r);
+    assert_eq!(r.out[0][16..], [Some(b'x'), Some(b'y')]);
 }
 
 #[test]

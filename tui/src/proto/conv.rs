@@ -45,6 +45,7 @@ impl Conv {
             ack,
             flags,
             payload: data,
+            uncaptured: 0,
         };
         self.t.feed(self.ts, &seg, &mut self.h);
         self.seq[dir] =

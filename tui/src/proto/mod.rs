@@ -232,6 +232,20 @@ pub struct Ctx<'a> {
     /// Set by the HTTP/1.x parser when a 101 switched its connection to HTTP/2 (h2c): the layer
     /// hands the connection over once the segment is read.
     pub upgrade: &'a mut Option<Box<http1::Upgrade>>,
+    /// Where a parser says which body bytes it will not need to see, when someone (the live
+    /// source) can act on it; `None` otherwise.
+    pub bodies_ahead: Option<&'a mut Vec<BodyAhead>>,
+}
+
+/// Body bytes a parser knows are coming and can count without seeing: `len` bytes of the stream
+/// `src` sends to `dst`, from stream offset `offset` (mod 2^32, counted like the flow layer's
+/// acknowledgement offsets). The pipeline turns it into sequence numbers for the kernel filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyAhead {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub offset: u32,
+    pub len: u32,
 }
 
 /// One protocol's state for one connection, fed its reassembled streams in order.
@@ -239,6 +253,11 @@ pub trait Parser {
     /// In-order bytes of direction `dir`, one captured segment's worth (or the part of it not
     /// seen before), captured at `ts`.
     fn on_data(&mut self, cx: &mut Ctx<'_>, dir: usize, ts: u64, data: &[u8]);
+    /// `len` bytes of direction `dir` were sent but not captured (see [`Handler::on_skip`]):
+    /// returns how many of them, from the first, it counts as body; the rest become a gap.
+    fn on_skip(&mut self, _cx: &mut Ctx<'_>, _dir: usize, _len: u64, _ts: u64) -> u64 {
+        0
+    }
     /// `len` bytes of direction `dir` were never captured.
     fn on_gap(&mut self, cx: &mut Ctx<'_>, dir: usize, len: u64, ts: u64);
     /// The connection is gone: emit what is still waiting.
@@ -294,6 +313,9 @@ pub struct Protocols {
     pub exchanges: Vec<Exchange>,
     /// An h2c upgrade seen in the segment being read.
     upgrade: Option<Box<http1::Upgrade>>,
+    /// Bodies the parsers need not see, when [`Self::ask_skips`] turned it on; drained by the
+    /// pipeline.
+    pub bodies_ahead: Option<Vec<BodyAhead>>,
 }
 
 impl Protocols {
@@ -303,7 +325,13 @@ impl Protocols {
             exchanges: &mut self.exchanges,
             info,
             upgrade: &mut self.upgrade,
+            bodies_ahead: self.bodies_ahead.as_mut(),
         }
+    }
+
+    /// From now on, parsers say which bodies they need not see ([`Self::bodies_ahead`]).
+    pub fn ask_skips(&mut self) {
+        self.bodies_ahead.get_or_insert_default();
     }
 
     /// Decides a connection's protocol from a segment of direction `dir` that comes first in its
@@ -389,6 +417,16 @@ impl Handler for Protocols {
             Conn::Http1(h) => h.on_data(&mut self.cx(info), dir, ts, data),
             Conn::Http2(h) => h.on_data(&mut self.cx(info), dir, ts, data),
             _ => {}
+        }
+    }
+
+    fn on_skip(&mut self, c: &mut Conn, info: &ConnInfo, dir: usize, len: u64, ts: u64) -> u64 {
+        match c {
+            Conn::Http1(h) => h.on_skip(&mut self.cx(info), dir, len, ts),
+            Conn::Http2(h) => h.on_skip(&mut self.cx(info), dir, len, ts),
+            // Bytes of a connection that is not HTTP matter to nobody.
+            Conn::Ignored => len,
+            Conn::Detecting(_) => 0,
         }
     }
 

@@ -25,7 +25,7 @@ use crate::{
     decode::Segment,
     flow::FlowConfig,
     names::{Resolver, Service},
-    packet::Packet,
+    packet::{Packet, SkipHint},
     pipeline::{Pipeline, Totals},
     proto::Exchange,
     stats::{
@@ -185,6 +185,8 @@ pub trait Engine {
     fn finish(&mut self, each: &mut dyn FnMut(Event) -> anyhow::Result<()>) -> anyhow::Result<()>;
     /// The counters so far.
     fn totals(&self) -> Totals;
+    /// Bodies found since the last call that need not be captured, for the live source.
+    fn skips(&mut self, _each: &mut dyn FnMut(&SkipHint)) {}
 }
 
 /// The pipeline on the session's own thread.
@@ -195,9 +197,14 @@ struct Sequential {
 }
 
 impl Sequential {
-    fn new(flow: FlowConfig) -> Self {
+    /// `skips`: the source can leave out bodies, so the pipeline says which.
+    fn new(flow: FlowConfig, skips: bool) -> Self {
+        let mut pipeline = Pipeline::new(flow);
+        if skips {
+            pipeline.ask_skips();
+        }
         Self {
-            pipeline: Pipeline::new(flow),
+            pipeline,
             tick: None,
         }
     }
@@ -239,6 +246,9 @@ impl Engine for Sequential {
     }
     fn totals(&self) -> Totals {
         self.pipeline.totals()
+    }
+    fn skips(&mut self, each: &mut dyn FnMut(&SkipHint)) {
+        self.pipeline.skips().for_each(|h| each(&h));
     }
 }
 
@@ -315,7 +325,10 @@ pub fn run(
             parallel::Parallel::start(opts.flow, opts.workers)
         })
     } else {
-        drive(source, opts, stop, out, || Ok(Sequential::new(opts.flow)))
+        let skips = source.skips_bodies();
+        drive(source, opts, stop, out, || {
+            Ok(Sequential::new(opts.flow, skips))
+        })
     }
 }
 
@@ -411,6 +424,7 @@ fn drive<E: Engine>(
         if let Some(seg) = closing {
             source.observe(&seg);
         }
+        engine.skips(&mut |h| source.skip_body(h));
         engine.poll(&mut |ev| deliver(out, &mut naming, ev))?;
         if quiet || since_wake >= WAKE_EVERY {
             since_wake = 0;

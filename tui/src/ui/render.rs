@@ -324,7 +324,7 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect, now: Instant) {
     } else {
         0.0
     };
-    let l2 = vec![
+    let mut l2 = vec![
         Span::raw(format!(
             " {rate:.1} req/s │ {} reqs │ in {} out {} │ ok {} │ ",
             fmt_count(t.requests, app.units.into()),
@@ -346,6 +346,13 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect, now: Instant) {
         warn("incomplete", t.gap_affected),
         Span::raw(format!(" │ conns {}", h.totals.flows.open)),
     ];
+    if h.live {
+        // Body bytes the kernel filter cut instead of copying (counted all the same).
+        l2.push(Span::raw(format!(
+            " │ skipped {}",
+            fmt_bytes(h.capture.filter_skipped_bytes as f64, app.units.into())
+        )));
+    }
     let mut lines = vec![Line::from(l1), Line::from(l2)];
     let firing = app.watch.all_firing(app.key_idx);
     if !firing.is_empty() {

@@ -325,6 +325,18 @@ fn warnings_are_coloured_when_numbers_are_incomplete() {
 }
 
 #[test]
+fn a_live_capture_shows_the_body_bytes_the_filter_skipped() {
+    let mut a = app();
+    let t = render(&mut a, 160, 20);
+    assert!(!lines(&t)[1].contains("skipped"), "a file has no filter");
+    a.health.live = true;
+    a.health.capture.filter_skipped_bytes = 3 << 30;
+    let t = render(&mut a, 160, 20);
+    let l = lines(&t);
+    assert!(l[1].contains("skipped 3.0 GiB"), "{}", l[1]);
+}
+
+#[test]
 fn small_and_degenerate_areas_never_panic() {
     let mut a = app();
     for (w, h) in [

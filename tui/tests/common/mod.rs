@@ -317,9 +317,21 @@ pub fn tcpdump(ns: &Netns, dev: &str, filter: &str, pcap: &std::path::Path) -> G
 /// http-top in `ns` capturing `dev` live with `--json` (one line per exchange to `out`, the
 /// summary to `err`), once its filter is attached; bounded by `--duration 120`.
 pub fn http_top_json(ns: &Netns, dev: &str, out: &std::path::Path, err: &std::path::Path) -> Guard {
+    http_top_json_with(ns, dev, &[], out, err)
+}
+
+/// [`http_top_json`] with more options.
+pub fn http_top_json_with(
+    ns: &Netns,
+    dev: &str,
+    extra: &[&str],
+    out: &std::path::Path,
+    err: &std::path::Path,
+) -> Guard {
     let g = Guard(
         ns.exec(BIN)
             .args(["-i", dev, "--json", "--duration", "120"])
+            .args(extra)
             .stdout(fs::File::create(out).unwrap())
             .stderr(fs::File::create(err).unwrap())
             .spawn()

@@ -41,7 +41,7 @@ use self::{
     },
     parser::{Event, MessageParser, ParseError},
 };
-use super::{Ctx, Detecting, Parser, RequestLine};
+use super::{BodyAhead, Ctx, Detecting, Parser, RequestLine};
 use crate::flow::CloseReason;
 
 /// The request that upgraded its connection to HTTP/2 (`Upgrade: h2c`, answered by 101): stream 1
@@ -100,6 +100,20 @@ pub struct Http1Conn {
     /// (the end is the start plus its size).
     last_end: u32,
     last_end_known: bool,
+}
+
+/// Body bytes worth asking the kernel filter to skip: below this, the map update costs about
+/// what copying the bytes would.
+pub const SKIP_MIN: u64 = 32 * 1024;
+/// The longest stretch asked for at once, far below 2^31 so sequence numbers compare
+/// unambiguously. A longer body is asked for in stretches that end where what is left of it is
+/// a multiple of this, so the next is due when a call crosses such a point, with no state kept.
+pub const SKIP_MAX: u64 = 1 << 30;
+
+/// The stretch to ask for when `ahead` body bytes are left: up to the next point where a
+/// multiple of [`SKIP_MAX`] is left.
+fn stretch(ahead: u64) -> u64 {
+    (ahead - 1) % SKIP_MAX + 1
 }
 
 impl Http1Conn {
@@ -177,11 +191,11 @@ impl Http1Conn {
                     self.response_head(head)
                 };
                 match framing {
-                    Some(f) => {
-                        if let Some(ev) = self.parsers[dir].set_framing(f) {
-                            self.event(cx, dir, ev, cursor, ts);
-                        }
-                    }
+                    Some(f) => match self.parsers[dir].set_framing(f) {
+                        Some(ev) => self.event(cx, dir, ev, cursor, ts),
+                        // A body follows, from `cursor`.
+                        None => self.ask_skip(cx, dir, cursor),
+                    },
                     None => {
                         // A message of the wrong kind for this direction.
                         cx.stats.parse_errors += 1;
@@ -313,6 +327,43 @@ impl Http1Conn {
         }
     }
 
+    /// When live capture can skip bodies and direction `dir` has just entered one (at stream
+    /// offset `at`) with enough of it to come, asks the kernel filter to skip its first stretch.
+    fn ask_skip(&mut self, cx: &mut Ctx<'_>, dir: usize, at: u32) {
+        let Some(out) = cx.bodies_ahead.as_deref_mut() else {
+            return;
+        };
+        let Some(ahead) = self.parsers[dir].body_ahead() else {
+            return;
+        };
+        if ahead < SKIP_MIN {
+            return;
+        }
+        out.push(BodyAhead {
+            src: cx.info.addrs[dir],
+            dst: cx.info.addrs[1 - dir],
+            offset: at,
+            len: stretch(ahead) as u32,
+        });
+    }
+
+    /// After a call that read or skipped bytes of direction `dir`, with `before` body bytes
+    /// ahead when it began: a body longer than one stretch asks for the next when the call
+    /// crossed the end of the last (what is left went down through a multiple of
+    /// [`SKIP_MAX`]).
+    fn ask_next_skip(&mut self, cx: &mut Ctx<'_>, dir: usize, before: Option<u64>) {
+        if cx.bodies_ahead.is_none() {
+            return;
+        }
+        if let (Some(b), Some(a)) = (before, self.parsers[dir].body_ahead())
+            && a < b
+            && (b - 1) / SKIP_MAX > (a.max(1) - 1) / SKIP_MAX
+        {
+            let at = self.pos[dir];
+            self.ask_skip(cx, dir, at);
+        }
+    }
+
     /// Response bytes were lost where the parser could not skip them: whole responses may be in
     /// them.
     fn resp_lost(&mut self) {
@@ -334,6 +385,7 @@ impl Parser for Http1Conn {
     }
 
     fn on_data(&mut self, cx: &mut Ctx<'_>, dir: usize, ts: u64, data: &[u8]) {
+        let ahead = self.parsers[dir].body_ahead();
         let base = self.pos[dir];
         self.pos[dir] = base.wrapping_add(data.len() as u32);
         let from_client = usize::from(self.client) == dir;
@@ -361,6 +413,23 @@ impl Parser for Http1Conn {
         {
             u.rest.extend_from_slice(rest);
         }
+        self.ask_next_skip(cx, dir, ahead);
+    }
+
+    fn on_skip(&mut self, cx: &mut Ctx<'_>, dir: usize, len: u64, ts: u64) -> u64 {
+        if self.mode == Mode::Ignored {
+            self.pos[dir] = self.pos[dir].wrapping_add(len as u32);
+            return len;
+        }
+        let ahead = self.parsers[dir].body_ahead();
+        let (taken, ev) = self.parsers[dir].skip(len, ts);
+        self.pos[dir] = self.pos[dir].wrapping_add(taken as u32);
+        if let Some(ev) = ev {
+            let cursor = self.pos[dir];
+            self.event(cx, dir, ev, cursor, ts);
+        }
+        self.ask_next_skip(cx, dir, ahead);
+        taken
     }
 
     fn on_gap(&mut self, cx: &mut Ctx<'_>, dir: usize, len: u64, ts: u64) {

@@ -280,6 +280,53 @@ impl MessageParser {
         }
     }
 
+    /// Body bytes known to come next without being seen: what is left of a body of known
+    /// length, or of the chunk being read. `None` outside a body (or in one that runs to the
+    /// close, whose end the parser cannot see coming).
+    pub fn body_ahead(&self) -> Option<u64> {
+        match self.state {
+            State::BodyLength(rem) | State::BodyChunked(Chunk::Data(rem)) => Some(rem),
+            _ => None,
+        }
+    }
+
+    /// `len` bytes of this direction were sent, and their segments captured without them (see
+    /// [`crate::decode::Segment::uncaptured`]). Takes the ones that are body, counted as if
+    /// seen; returns how many (from the first) it took, and the message's end if they ended it.
+    /// The rest were something the parser needed: the caller reports them as a gap.
+    pub fn skip(&mut self, len: u64, ts: u64) -> (u64, Option<Event>) {
+        match &mut self.state {
+            State::BodyLength(rem) => {
+                let n = len.min(*rem);
+                *rem -= n;
+                self.bytes += n;
+                self.last_ts = ts;
+                if *rem == 0 {
+                    self.state = State::Idle;
+                    return (n, Some(self.end()));
+                }
+                (n, None)
+            }
+            State::BodyChunked(Chunk::Data(rem)) => {
+                let n = len.min(*rem);
+                *rem -= n;
+                self.bytes += n;
+                self.last_ts = ts;
+                if *rem == 0 {
+                    self.state = State::BodyChunked(Chunk::DataEnd { seen_cr: false });
+                }
+                (n, None)
+            }
+            State::BodyClose => {
+                self.bytes += len;
+                self.last_ts = ts;
+                (len, None)
+            }
+            State::Tunnel => (len, None),
+            _ => (0, None),
+        }
+    }
+
     /// `len` bytes of this direction were never captured.
     pub fn gap(&mut self, len: u64, ts: u64) -> Option<Event> {
         match &mut self.state {

@@ -71,7 +71,7 @@ fn workers_count_what_one_thread_counts() {
         }
     }
     for f in &files {
-        let mut one = super::super::Sequential::new(FlowConfig::default());
+        let mut one = super::super::Sequential::new(FlowConfig::default(), false);
         let (seq, _) = read(f, &mut one);
         let one = one.totals();
         for n in 1..=3 {
