@@ -16,6 +16,8 @@ use anyhow::{Context, bail};
 
 use crate::{is_root, setup, sh};
 
+mod skip;
+
 /// Wall time, peak memory and what the command wrote to stderr.
 struct Timed {
     wall: f64,
@@ -215,6 +217,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     flood(&mut b)?;
     scrape_cost(&mut b)?;
     http2_speed(&mut b)?;
+    skip::skipping(&mut b, root)?;
 
     println!("\ntargets:");
     for t in &b.targets {

@@ -54,6 +54,8 @@ pub const BENCH_PACKAGES: &[(&str, &str)] = &[
     // peak memory.
     ("httpry", "/usr/sbin/httpry"),
     ("time", "/usr/bin/time"),
+    // The live body-skipping and fanout rows load nginx at wrk's maximum rate.
+    ("wrk", "/usr/bin/wrk"),
 ];
 
 pub fn run(test_deps: bool) -> anyhow::Result<()> {

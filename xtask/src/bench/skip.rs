@@ -1,0 +1,135 @@
+//! The live rows of `cargo xtask bench`: kernel body skipping on and off under wrk's maximum rate
+//! of 5 MiB and 100 MiB bodies (xtask/scripts/skip-load.sh), held to issue 14's targets.
+
+use std::{collections::HashMap, path::Path, process::Command};
+
+use anyhow::Context;
+
+use super::Bench;
+use crate::{is_root, setup};
+
+/// One `key=value` line of a load script.
+pub(super) type Row = HashMap<String, String>;
+
+/// The lines of `out` that start with `tag`, as key=value maps.
+pub(super) fn rows(out: &str, tag: &str) -> Vec<Row> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix(tag))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+pub(super) fn num(r: &Row, k: &str) -> f64 {
+    r.get(k).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+}
+
+/// Runs a load script of xtask/scripts with the release binary; its stdout.
+pub(super) fn load(b: &Bench, root: &Path, script: &str, secs: &str) -> anyhow::Result<String> {
+    setup::apt_packages(setup::TEST_PACKAGES)?;
+    setup::apt_packages(setup::BENCH_PACKAGES)?;
+    let out = Command::new("timeout")
+        .arg("600")
+        .arg(root.join("xtask/scripts").join(script))
+        .arg(&b.bin)
+        .arg(secs)
+        .output()
+        .with_context(|| format!("running {script}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        anyhow::bail!(
+            "{script} failed:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(text)
+}
+
+pub(super) fn skipping(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
+    if !is_root() {
+        eprintln!("xtask: not root, so the live body-skipping rows are left out");
+        return Ok(());
+    }
+    let text = load(b, root, "skip-load.sh", "8")?;
+    let rows = rows(&text, "skip-row ");
+    let find = |label: &str, body: &str| {
+        rows.iter()
+            .find(|r| r["label"] == label && r["body"] == body)
+            .with_context(|| format!("no {label} row for {body}"))
+    };
+    println!(
+        "\nbody skipping live (wrk -c 4 at its maximum rate, 8 s a run; xtask/scripts/skip-load.sh):"
+    );
+    println!(
+        "  {:<11} {:<9} {:>7} {:>7} {:>9} {:>7} {:>9} {:>7} {:>6} {:>7}",
+        "run", "body", "GB", "MB/s", "requests", "=nginx", "captured", "drops", "CPU s", "s/GB"
+    );
+    for r in &rows {
+        let gb = num(r, "nginx_bytes") / 1e9;
+        println!(
+            "  {:<11} {:<9} {:>7.2} {:>7.0} {:>9} {:>7} {:>8.1}% {:>7} {:>6.2} {:>7.4}",
+            r["label"],
+            r["body"],
+            gb,
+            num(r, "wrk_mb_s"),
+            r["http_top_requests"],
+            r["nginx_requests"] == r["http_top_requests"]
+                && r["nginx_bytes"] == r["http_top_bytes"],
+            100.0 * num(r, "captured") / num(r, "nginx_bytes"),
+            r["ring_drops"],
+            num(r, "cpu_s"),
+            num(r, "cpu_s") / gb
+        );
+    }
+    let exact = ["skip", "copy"].iter().all(|l| {
+        ["5m.bin", "100m.bin"].iter().all(|f| {
+            find(l, f).is_ok_and(|r| {
+                r["nginx_requests"] == r["http_top_requests"]
+                    && r["nginx_bytes"] == r["http_top_bytes"]
+                    && r["gaps"] == "0"
+            })
+        })
+    });
+    b.target(
+        "skipping on and off: requests and bytes = nginx's log",
+        if exact { "equal" } else { "differ" }.into(),
+        Some(exact),
+    );
+    for (body, name) in [("5m.bin", "5 MiB"), ("100m.bin", "100 MiB")] {
+        let (s, c) = (find("skip", body)?, find("copy", body)?);
+        let seen = num(s, "captured") / num(s, "nginx_bytes");
+        b.target(
+            &format!("skipping, {name} bodies: userspace sees <= 5% of bytes"),
+            format!("{:.1}%", 100.0 * seen),
+            Some(seen <= 0.05),
+        );
+        let per_gb = |r: &Row| num(r, "cpu_s") / num(r, "nginx_bytes");
+        let fall = per_gb(c) / per_gb(s);
+        b.target(
+            &format!("skipping, {name} bodies: CPU per GB falls >= 10x"),
+            format!("{fall:.1}x"),
+            Some(fall >= 10.0),
+        );
+        let drops = num(s, "ring_drops") + num(c, "ring_drops");
+        b.target(
+            &format!("{name} bodies at max rate, 32 MiB ring: no drops (on/off)"),
+            format!("{} / {}", s["ring_drops"], c["ring_drops"]),
+            Some(drops == 0.0),
+        );
+    }
+    let (s, c) = (find("skip-ring2", "5m.bin")?, find("copy-ring2", "5m.bin")?);
+    b.target(
+        "2 MiB ring, 5 MiB bodies: exchanges kept, skipping vs --no-skip",
+        format!(
+            "{:.0}% vs {:.0}%",
+            100.0 * num(s, "http_top_requests") / num(s, "nginx_requests"),
+            100.0 * num(c, "http_top_requests") / num(c, "nginx_requests")
+        ),
+        None,
+    );
+    Ok(())
+}
