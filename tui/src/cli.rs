@@ -141,6 +141,12 @@ pub struct Cli {
     #[arg(long)]
     pub no_skip: bool,
 
+    /// Spread a live capture over N rings per interface by flow hash (PACKET_FANOUT), each read
+    /// by its own thread; off (1) by default, as it did not help on a 2-core machine (README,
+    /// Performance)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub fanout: u16,
+
     /// Forget a connection after this many seconds without traffic
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub idle_timeout: u64,

@@ -122,6 +122,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             ring_mb: cli.ring_mb,
             idle_timeout: Duration::from_secs(cli.idle_timeout),
             skip_bodies: !cli.no_skip,
+            fanout: cli.fanout,
         })?;
         let who = privs::drop_privileges(cli.user.as_deref())?;
         tracing::info!(interfaces = ?cli.interfaces, uid = who.uid, gid = who.gid, "capturing; privileges dropped");

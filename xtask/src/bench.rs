@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 
 use crate::{is_root, setup, sh};
 
-mod skip;
+mod load;
 
 /// Wall time, peak memory and what the command wrote to stderr.
 struct Timed {
@@ -217,7 +217,8 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     flood(&mut b)?;
     scrape_cost(&mut b)?;
     http2_speed(&mut b)?;
-    skip::skipping(&mut b, root)?;
+    load::skipping(&mut b, root)?;
+    load::fanout(&mut b, root)?;
 
     println!("\ntargets:");
     for t in &b.targets {

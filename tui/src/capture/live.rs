@@ -13,6 +13,10 @@
 use std::{
     io,
     os::fd::AsRawFd,
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -37,19 +41,37 @@ pub struct LiveOptions {
     pub idle_timeout: Duration,
     /// Let the kernel filter cut body bytes the reader does not need (`--no-skip` turns it off).
     pub skip_bodies: bool,
+    /// Rings per interface: above 1, a `PACKET_FANOUT` group spreads the interface's flows over
+    /// them, each to be read on a thread of its own ([`PacketSource::split`]).
+    pub fanout: u16,
+}
+
+/// The filter, shared by the source and the rings split off it (whose readers tell it about
+/// closing connections and bodies to skip).
+type SharedFilter = Arc<Mutex<KernelFilter>>;
+
+fn lock(f: &SharedFilter) -> MutexGuard<'_, KernelFilter> {
+    // A reader thread that panicked left the maps as consistent as the kernel keeps them.
+    f.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Live capture on one or more interfaces.
 pub struct LiveSource {
-    filter: KernelFilter,
+    filter: SharedFilter,
     rings: Vec<Ring>,
+    /// The interface (index into `names`) of each ring.
+    ring_iface: Vec<usize>,
+    /// Drop counts of the rings split off to fanout readers, which keep them current.
+    split_drops: Vec<Arc<AtomicU64>>,
+    fanout: u16,
     names: Vec<String>,
     /// Ring to try first, so one busy interface cannot starve the others.
     turn: usize,
     idle_timeout: Duration,
     last_sweep: Instant,
     skip_bodies: bool,
-    skip_requests: u64,
+    /// Stretches written to the filter, by this source and the rings split off it.
+    skip_requests: Arc<AtomicU64>,
 }
 
 impl LiveSource {
@@ -60,21 +82,31 @@ impl LiveSource {
         }
         let filter = KernelFilter::load(&opts.ports)?;
         let mut rings = Vec::new();
-        for iface in &opts.interfaces {
-            rings.push(
-                Ring::open(iface, &filter, opts.ring_mb)
-                    .with_context(|| format!("capturing on {iface}"))?,
-            );
+        let mut ring_iface = Vec::new();
+        let fanout = opts.fanout.max(1);
+        for (i, iface) in opts.interfaces.iter().enumerate() {
+            // One group per interface, its id unique to this process.
+            let group = (fanout > 1).then(|| (std::process::id() as u16).wrapping_add(i as u16));
+            for _ in 0..fanout {
+                rings.push(
+                    Ring::open(iface, &filter, opts.ring_mb, group)
+                        .with_context(|| format!("capturing on {iface}"))?,
+                );
+                ring_iface.push(i);
+            }
         }
         Ok(Self {
-            filter,
+            filter: Arc::new(Mutex::new(filter)),
             rings,
+            ring_iface,
+            split_drops: Vec::new(),
+            fanout,
             names: opts.interfaces.clone(),
             turn: 0,
             idle_timeout: opts.idle_timeout,
             last_sweep: Instant::now(),
             skip_bodies: opts.skip_bodies,
-            skip_requests: 0,
+            skip_requests: Arc::default(),
         })
     }
 
@@ -116,7 +148,7 @@ impl LiveSource {
     fn maintain(&mut self) {
         if self.last_sweep.elapsed() >= SWEEP_EVERY.min(self.idle_timeout / 2) {
             self.last_sweep = Instant::now();
-            self.filter.expire_idle(self.idle_timeout);
+            lock(&self.filter).expire_idle(self.idle_timeout);
         }
     }
 }
@@ -134,11 +166,13 @@ impl PacketSource for LiveSource {
         let Some((r, off)) = found else {
             return Ok(Next::Idle);
         };
-        Ok(Next::Packet(self.rings[r].packet_at(off, r)))
+        Ok(Next::Packet(
+            self.rings[r].packet_at(off, self.ring_iface[r]),
+        ))
     }
 
     fn observe(&mut self, closing: &Segment<'_>) {
-        self.filter.observe(closing);
+        lock(&self.filter).observe(closing);
     }
 
     fn skips_bodies(&self) -> bool {
@@ -146,9 +180,34 @@ impl PacketSource for LiveSource {
     }
 
     fn skip_body(&mut self, hint: &SkipHint) {
-        if self.skip_bodies && self.filter.skip(hint) {
-            self.skip_requests += 1;
+        if self.skip_bodies && lock(&self.filter).skip(hint) {
+            self.skip_requests.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    fn split(&mut self) -> Vec<Box<dyn PacketSource + Send>> {
+        if self.fanout <= 1 {
+            return Vec::new();
+        }
+        let rings = std::mem::take(&mut self.rings);
+        let ifaces = std::mem::take(&mut self.ring_iface);
+        rings
+            .into_iter()
+            .zip(ifaces)
+            .map(|(ring, iface)| {
+                let drops = Arc::new(AtomicU64::new(0));
+                self.split_drops.push(drops.clone());
+                Box::new(FanoutRing {
+                    ring,
+                    iface,
+                    names: self.names.clone(),
+                    drops,
+                    filter: self.filter.clone(),
+                    skip_bodies: self.skip_bodies,
+                    skip_requests: self.skip_requests.clone(),
+                }) as Box<dyn PacketSource + Send>
+            })
+            .collect()
     }
 
     fn interfaces(&self) -> &[String] {
@@ -156,18 +215,87 @@ impl PacketSource for LiveSource {
     }
 
     fn stats(&mut self) -> CaptureStats {
-        let ring_drops = self.rings.iter_mut().map(Ring::read_drops).sum();
-        let c = self.filter.counters();
+        let ring_drops = self.rings.iter_mut().map(Ring::read_drops).sum::<u64>()
+            + self
+                .split_drops
+                .iter()
+                .map(|d| d.load(Ordering::Relaxed))
+                .sum::<u64>();
+        let filter = lock(&self.filter);
+        let c = filter.counters();
         CaptureStats {
             ring_drops,
             filter_seen: c.seen,
             filter_kept: c.kept_start + c.kept_conn,
             filter_insert_failed: c.insert_failed,
-            skip_requests: self.skip_requests,
+            skip_requests: self.skip_requests.load(Ordering::Relaxed),
             filter_skipped: c.skipped,
             filter_skipped_bytes: c.skipped_bytes,
-            tracked_conns: self.filter.tracked(),
+            tracked_conns: filter.tracked(),
             ..CaptureStats::default()
+        }
+    }
+}
+
+/// One ring of a fanout group, split off a [`LiveSource`] to be read on a thread of its own: its
+/// reader tells the shared filter about closing connections and bodies to skip, and keeps the
+/// ring's drop count where the source reports it.
+struct FanoutRing {
+    ring: Ring,
+    iface: usize,
+    names: Vec<String>,
+    drops: Arc<AtomicU64>,
+    filter: SharedFilter,
+    skip_bodies: bool,
+    skip_requests: Arc<AtomicU64>,
+}
+
+impl PacketSource for FanoutRing {
+    fn next_packet(&mut self, timeout: Duration) -> anyhow::Result<Next<'_>> {
+        let off = match self.ring.next_offset() {
+            Some(off) => Some(off),
+            None => {
+                let mut fd = libc::pollfd {
+                    fd: self.ring.fd.as_raw_fd(),
+                    events: libc::POLLIN | libc::POLLERR,
+                    revents: 0,
+                };
+                let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+                // SAFETY: one valid pollfd. An interrupted wait is just an early return.
+                unsafe { libc::poll(&raw mut fd, 1, ms) };
+                self.ring.next_offset()
+            }
+        };
+        Ok(match off {
+            Some(off) => Next::Packet(self.ring.packet_at(off, self.iface)),
+            None => Next::Idle,
+        })
+    }
+
+    fn interfaces(&self) -> &[String] {
+        &self.names
+    }
+
+    fn stats(&mut self) -> CaptureStats {
+        let ring_drops = self.ring.read_drops();
+        self.drops.store(ring_drops, Ordering::Relaxed);
+        CaptureStats {
+            ring_drops,
+            ..CaptureStats::default()
+        }
+    }
+
+    fn observe(&mut self, closing: &Segment<'_>) {
+        lock(&self.filter).observe(closing);
+    }
+
+    fn skips_bodies(&self) -> bool {
+        self.skip_bodies
+    }
+
+    fn skip_body(&mut self, hint: &SkipHint) {
+        if self.skip_bodies && lock(&self.filter).skip(hint) {
+            self.skip_requests.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -86,4 +86,9 @@ pub trait PacketSource {
     /// its packets to their headers. Every consumer of a live source passes on what
     /// [`crate::pipeline::Pipeline::skips`] yields.
     fn skip_body(&mut self, _hint: &crate::packet::SkipHint) {}
+    /// Sources to be read on threads of their own, taken from this one, which goes on counting
+    /// for them (a live capture's fanout rings, `--fanout`); empty for most sources.
+    fn split(&mut self) -> Vec<Box<dyn PacketSource + Send>> {
+        Vec::new()
+    }
 }

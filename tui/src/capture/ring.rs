@@ -89,7 +89,14 @@ fn setsockopt<T>(
 }
 
 impl Ring {
-    pub(super) fn open(iface: &str, filter: &KernelFilter, ring_mb: u32) -> anyhow::Result<Self> {
+    /// `fanout`: the `PACKET_FANOUT` group this socket joins, which spreads the interface's
+    /// packets over its members by a hash of their flow, the same for both directions.
+    pub(super) fn open(
+        iface: &str,
+        filter: &KernelFilter,
+        ring_mb: u32,
+        fanout: Option<u16>,
+    ) -> anyhow::Result<Self> {
         let cname = CString::new(iface).context("interface name contains a NUL byte")?;
         // SAFETY: valid C string.
         let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
@@ -216,6 +223,19 @@ impl Ring {
             &mreq,
             "PACKET_ADD_MEMBERSHIP (promiscuous)",
         )?;
+        if let Some(group) = fanout {
+            // The group id in the low 16 bits, the mode in the high ones (packet(7)); the kernel
+            // hashes flows symmetrically (`__skb_get_hash_symmetric`), so a connection's two
+            // directions meet in one ring.
+            let arg = u32::from(group) | (libc::PACKET_FANOUT_HASH << 16);
+            setsockopt(
+                &ring.fd,
+                libc::SOL_PACKET,
+                libc::PACKET_FANOUT,
+                &arg,
+                "PACKET_FANOUT",
+            )?;
+        }
         Ok(ring)
     }
 

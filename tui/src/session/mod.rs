@@ -12,6 +12,7 @@
 //! `-w`, CSV and the dashboard are outputs, so stopping, draining, ticking, replaying, looping,
 //! the live source's feedback and the end of capture are written once, here.
 
+pub mod fanout;
 pub mod parallel;
 
 use std::{
@@ -320,7 +321,16 @@ pub fn run(
 ) -> anyhow::Result<Health> {
     // The loop is compiled for each engine: a call through a vtable for every packet was
     // measurable on a capture of small requests.
-    if !opts.live && opts.replay_speed.is_none() && opts.workers > 0 {
+    let mut source = source;
+    let rings = source.split();
+    if !rings.is_empty() {
+        // A live capture over several rings (--fanout): each read on a thread of its own.
+        let rings = std::cell::RefCell::new(Some(rings));
+        drive(source, opts, stop, out, || {
+            let rings = rings.borrow_mut().take();
+            fanout::Fanout::start(rings.unwrap_or_default(), opts.flow)
+        })
+    } else if !opts.live && opts.replay_speed.is_none() && opts.workers > 0 {
         drive(source, opts, stop, out, || {
             parallel::Parallel::start(opts.flow, opts.workers)
         })

@@ -1,5 +1,6 @@
-//! The live rows of `cargo xtask bench`: kernel body skipping on and off under wrk's maximum rate
-//! of 5 MiB and 100 MiB bodies (xtask/scripts/skip-load.sh), held to issue 14's targets.
+//! The live rows of `cargo xtask bench`, under wrk's maximum rate across a veth: kernel body
+//! skipping on and off with 5 MiB and 100 MiB bodies (xtask/scripts/skip-load.sh), and capture
+//! over one ring or a fanout of two (xtask/scripts/fanout-load.sh), held to issue 14's targets.
 
 use std::{collections::HashMap, path::Path, process::Command};
 
@@ -130,6 +131,60 @@ pub(super) fn skipping(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
             100.0 * num(c, "http_top_requests") / num(c, "nginx_requests")
         ),
         None,
+    );
+    Ok(())
+}
+
+pub(super) fn fanout(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
+    if !is_root() {
+        eprintln!("xtask: not root, so the live fanout rows are left out");
+        return Ok(());
+    }
+    let text = load(b, root, "fanout-load.sh", "8")?;
+    let rows = rows(&text, "fanout-row ");
+    let find = |label: &str| {
+        rows.iter()
+            .find(|r| r["label"] == label)
+            .with_context(|| format!("no {label} fanout row"))
+    };
+    println!(
+        "\none ring or a fanout of two (wrk -c 16 at its maximum rate on a 600-byte page, 8 s a run; xtask/scripts/fanout-load.sh):"
+    );
+    println!(
+        "  {:<14} {:>10} {:>10} {:>10} {:>8} {:>7} {:>11}",
+        "run", "wrk req/s", "nginx", "http-top", "drops", "CPU s", "us/request"
+    );
+    for r in &rows {
+        println!(
+            "  {:<14} {:>10.0} {:>10} {:>10} {:>8} {:>7.2} {:>11.2}",
+            r["label"],
+            num(r, "wrk_rps"),
+            r["nginx_requests"],
+            r["http_top_requests"],
+            r["ring_drops"],
+            num(r, "cpu_s"),
+            1e6 * num(r, "cpu_s") / num(r, "http_top_requests")
+        );
+    }
+    // Fanout helps if, with a small ring, it keeps requests one ring loses, without costing the
+    // load more than it gains.
+    let (one, two) = (find("one-ring2")?, find("fanout2-ring2")?);
+    let kept = |r: &Row| num(r, "http_top_requests") / num(r, "nginx_requests");
+    let helps = kept(two) > kept(one) + 0.01;
+    b.target(
+        "fanout 2 vs 1 ring, 2 MiB rings at max rate: kept",
+        format!("{:.1}% vs {:.1}%", 100.0 * kept(two), 100.0 * kept(one)),
+        None,
+    );
+    b.target(
+        "fanout off by default unless it helps here",
+        if helps {
+            "helps: turn it on"
+        } else {
+            "no help: off"
+        }
+        .into(),
+        Some(!helps),
     );
     Ok(())
 }
