@@ -27,7 +27,7 @@ impl Handler for Count {
     }
     fn on_skip(&mut self, _: &mut u64, _: &ConnInfo, _: usize, len: u64, _: u64) -> u64 {
         self.skip_calls += 1;
-        let taken = if self.skip_calls % 2 == 0 { len } else { len / 2 };
+        let taken = if self.skip_calls.is_multiple_of(2) { len } else { len / 2 };
         self.skipped += taken;
         taken
     }
