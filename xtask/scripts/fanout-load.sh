@@ -39,9 +39,7 @@ http {
 CONF
 lab_nginx "$srv" "$work"
 
-hz=$(getconf CLK_TCK)
-proc_s() { awk -v hz="$hz" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
-counter() { grep -o " $1=[0-9]*" "$work/ht.err" | tail -1 | cut -d= -f2; }
+counter() { lab_counter "$1" "$work/ht.err"; }
 
 run() { # label, http-top args...
     local label=$1; shift
@@ -54,9 +52,9 @@ run() { # label, http-top args...
     for _ in $(seq 200); do grep -q "capturing on" "$work/ht.err" 2>/dev/null && break; sleep 0.05; done
     sleep 1
     local out cpu0 cpu
-    cpu0=$(proc_s "$pid")
+    cpu0=$(lab_cpu_s "$pid")
     out=$(ip netns exec "$cli" timeout $((secs + 20)) wrk -d "${secs}s" -t 1 -c 16 http://10.244.0.1/ 2>&1)
-    cpu=$(awk -v a="$(proc_s "$pid")" -v b="$cpu0" 'BEGIN {print a - b}')
+    cpu=$(awk -v a="$(lab_cpu_s "$pid")" -v b="$cpu0" 'BEGIN {print a - b}')
     sleep 1
     kill -INT "$pid"; wait "$pid" || true
     printf 'fanout-row label=%s nginx_requests=%s http_top_requests=%s ring_drops=%s cpu_s=%s wrk_rps=%s\n' \

@@ -7,6 +7,8 @@
 #   lab_cleanup              for `trap lab_cleanup EXIT` in a recording script: SIGINT to the
 #                            tcpdump in $td (so it finishes its file), kill the processes in $pids,
 #                            then lab_down "$srv" "$cli" "$work"
+#   lab_cpu_s PID            user + system CPU seconds process PID has used so far
+#   lab_counter NAME FILE    counter NAME of the last http-top summary line in FILE
 
 lab_up() {
     local srv=$1 cli=$2
@@ -42,4 +44,12 @@ lab_cleanup() {
     [ -n "${td:-}" ] && kill -INT "$td" 2>/dev/null || true
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     lab_down "$srv" "$cli" "$work"
+}
+
+lab_cpu_s() {
+    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
+
+lab_counter() {
+    grep -o " $1=[0-9]*" "$2" | tail -1 | cut -d= -f2
 }

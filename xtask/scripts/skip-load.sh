@@ -5,9 +5,7 @@
 # run it prints one line of key=value pairs (for cargo xtask bench):
 #   bytes nginx sent and requests it logged, the same as http-top counted them (--json),
 #   bytes that reached userspace (captured), ring drops, http-top's CPU seconds while wrk ran
-#   (from /proc/PID/stat: its own, user and system), the whole machine's busy CPU seconds in that
-#   time (from /proc/stat: the kernel's copies into the ring run in softirq, charged to no one),
-#   and wrk's throughput. A run without http-top first gives the machine's own cost per GB.
+#   (from /proc/PID/stat: its own, user and system), and wrk's throughput.
 # Needs root. Usage: skip-load.sh HTTP_TOP_BINARY [SECONDS]
 set -euo pipefail
 
@@ -45,11 +43,7 @@ http {
 CONF
 lab_nginx "$srv" "$work"
 
-hz=$(getconf CLK_TCK)
-# Busy CPU seconds of the whole machine so far (everything but idle and iowait).
-busy_s() { awk -v hz="$hz" '/^cpu / {print ($2 + $3 + $4 + $7 + $8 + $9) / hz}' /proc/stat; }
-proc_s() { awk -v hz="$hz" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
-counter() { grep -o " $1=[0-9]*" "$work/ht.err" | tail -1 | cut -d= -f2; }
+counter() { lab_counter "$1" "$work/ht.err"; }
 
 wrk_rate() { # body: MB/s wrk read, from its "Transfer/sec"
     awk '/Transfer\/sec/ {v=$2; u=substr(v, length(v)-1); n=substr(v, 1, length(v)-2);
@@ -67,11 +61,10 @@ run() { # label, body file, http-top args...
     for _ in $(seq 200); do grep -q "capturing on" "$work/ht.err" 2>/dev/null && break; sleep 0.05; done
     # Past start-up (the first scan of process names) before the clock starts.
     sleep 1
-    local out cpu0 busy0 cpu busy
-    cpu0=$(proc_s "$pid"); busy0=$(busy_s)
+    local out cpu0 cpu
+    cpu0=$(lab_cpu_s "$pid")
     out=$(ip netns exec "$cli" timeout $((secs + 20)) wrk -d "${secs}s" -t 1 -c 4 "http://10.243.0.1/$file" 2>&1)
-    cpu=$(awk -v a="$(proc_s "$pid")" -v b="$cpu0" 'BEGIN {print a - b}')
-    busy=$(awk -v a="$(busy_s)" -v b="$busy0" 'BEGIN {print a - b}')
+    cpu=$(awk -v a="$(lab_cpu_s "$pid")" -v b="$cpu0" 'BEGIN {print a - b}')
     # nginx logs a request once it is sent; let the last ones reach the log and http-top.
     sleep 1
     kill -INT "$pid"; wait "$pid" || true
@@ -88,16 +81,13 @@ for l in open(sys.argv[1]):
     if e.get("status") == 200 and not e["truncated"] and not e["gap"]:
         n += 1; b += e["response_bytes"]
 print(n, b)' "$work/ht.json")
-    printf 'skip-row label=%s body=%s nginx_requests=%s nginx_bytes=%s http_top_requests=%s http_top_bytes=%s captured=%s filter_skipped_bytes=%s ring_drops=%s gaps=%s cpu_s=%s busy_s=%s wrk_mb_s=%s\n' \
+    printf 'skip-row label=%s body=%s nginx_requests=%s nginx_bytes=%s http_top_requests=%s http_top_bytes=%s captured=%s filter_skipped_bytes=%s ring_drops=%s gaps=%s cpu_s=%s wrk_mb_s=%s\n' \
         "$label" "$file" "$nginx_n" "$nginx_bytes" "$ht_n" "$ht_bytes" "$(counter bytes)" \
-        "$(counter filter_skipped_bytes)" "$(counter ring_drops)" "$(counter gaps)" "$cpu" "$busy" \
+        "$(counter filter_skipped_bytes)" "$(counter ring_drops)" "$(counter gaps)" "$cpu" \
         "$(echo "$out" | wrk_rate)"
 }
 
 for file in 5m.bin 100m.bin; do
-    busy0=$(busy_s)
-    base=$(ip netns exec "$cli" timeout $((secs + 20)) wrk -d "${secs}s" -t 1 -c 4 "http://10.243.0.1/$file" 2>&1 | wrk_rate)
-    echo "skip-base body=$file wrk_mb_s=$base busy_s=$(awk -v a="$(busy_s)" -v b="$busy0" 'BEGIN {print a - b}')"
     run skip "$file"
     run copy "$file" --no-skip
 done

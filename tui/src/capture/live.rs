@@ -46,18 +46,36 @@ pub struct LiveOptions {
     pub fanout: u16,
 }
 
-/// The filter, shared by the source and the rings split off it (whose readers tell it about
-/// closing connections and bodies to skip).
-type SharedFilter = Arc<Mutex<KernelFilter>>;
+/// What a reader tells the kernel filter: connections that closed, bodies it need not copy. Shared
+/// by the source and the rings split off it, each read on its own thread.
+#[derive(Clone)]
+struct Feedback {
+    filter: Arc<Mutex<KernelFilter>>,
+    skip_bodies: bool,
+    /// Stretches written to the filter, by every reader.
+    skip_requests: Arc<AtomicU64>,
+}
 
-fn lock(f: &SharedFilter) -> MutexGuard<'_, KernelFilter> {
-    // A reader thread that panicked left the maps as consistent as the kernel keeps them.
-    f.lock().unwrap_or_else(PoisonError::into_inner)
+impl Feedback {
+    fn filter(&self) -> MutexGuard<'_, KernelFilter> {
+        // A reader thread that panicked left the maps as consistent as the kernel keeps them.
+        self.filter.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn observe(&self, closing: &Segment<'_>) {
+        self.filter().observe(closing);
+    }
+
+    fn skip(&self, hint: &SkipHint) {
+        if self.skip_bodies && self.filter().skip(hint) {
+            self.skip_requests.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Live capture on one or more interfaces.
 pub struct LiveSource {
-    filter: SharedFilter,
+    feedback: Feedback,
     rings: Vec<Ring>,
     /// The interface (index into `names`) of each ring.
     ring_iface: Vec<usize>,
@@ -69,9 +87,6 @@ pub struct LiveSource {
     turn: usize,
     idle_timeout: Duration,
     last_sweep: Instant,
-    skip_bodies: bool,
-    /// Stretches written to the filter, by this source and the rings split off it.
-    skip_requests: Arc<AtomicU64>,
 }
 
 impl LiveSource {
@@ -96,7 +111,11 @@ impl LiveSource {
             }
         }
         Ok(Self {
-            filter: Arc::new(Mutex::new(filter)),
+            feedback: Feedback {
+                filter: Arc::new(Mutex::new(filter)),
+                skip_bodies: opts.skip_bodies,
+                skip_requests: Arc::default(),
+            },
             rings,
             ring_iface,
             split_drops: Vec::new(),
@@ -105,8 +124,6 @@ impl LiveSource {
             turn: 0,
             idle_timeout: opts.idle_timeout,
             last_sweep: Instant::now(),
-            skip_bodies: opts.skip_bodies,
-            skip_requests: Arc::default(),
         })
     }
 
@@ -148,7 +165,7 @@ impl LiveSource {
     fn maintain(&mut self) {
         if self.last_sweep.elapsed() >= SWEEP_EVERY.min(self.idle_timeout / 2) {
             self.last_sweep = Instant::now();
-            lock(&self.filter).expire_idle(self.idle_timeout);
+            self.feedback.filter().expire_idle(self.idle_timeout);
         }
     }
 }
@@ -172,17 +189,15 @@ impl PacketSource for LiveSource {
     }
 
     fn observe(&mut self, closing: &Segment<'_>) {
-        lock(&self.filter).observe(closing);
+        self.feedback.observe(closing);
     }
 
     fn skips_bodies(&self) -> bool {
-        self.skip_bodies
+        self.feedback.skip_bodies
     }
 
     fn skip_body(&mut self, hint: &SkipHint) {
-        if self.skip_bodies && lock(&self.filter).skip(hint) {
-            self.skip_requests.fetch_add(1, Ordering::Relaxed);
-        }
+        self.feedback.skip(hint);
     }
 
     fn split(&mut self) -> Vec<Box<dyn PacketSource + Send>> {
@@ -202,9 +217,7 @@ impl PacketSource for LiveSource {
                     iface,
                     names: self.names.clone(),
                     drops,
-                    filter: self.filter.clone(),
-                    skip_bodies: self.skip_bodies,
-                    skip_requests: self.skip_requests.clone(),
+                    feedback: self.feedback.clone(),
                 }) as Box<dyn PacketSource + Send>
             })
             .collect()
@@ -221,14 +234,14 @@ impl PacketSource for LiveSource {
                 .iter()
                 .map(|d| d.load(Ordering::Relaxed))
                 .sum::<u64>();
-        let filter = lock(&self.filter);
+        let filter = self.feedback.filter();
         let c = filter.counters();
         CaptureStats {
             ring_drops,
             filter_seen: c.seen,
             filter_kept: c.kept_start + c.kept_conn,
             filter_insert_failed: c.insert_failed,
-            skip_requests: self.skip_requests.load(Ordering::Relaxed),
+            skip_requests: self.feedback.skip_requests.load(Ordering::Relaxed),
             filter_skipped: c.skipped,
             filter_skipped_bytes: c.skipped_bytes,
             tracked_conns: filter.tracked(),
@@ -245,9 +258,7 @@ struct FanoutRing {
     iface: usize,
     names: Vec<String>,
     drops: Arc<AtomicU64>,
-    filter: SharedFilter,
-    skip_bodies: bool,
-    skip_requests: Arc<AtomicU64>,
+    feedback: Feedback,
 }
 
 impl PacketSource for FanoutRing {
@@ -286,16 +297,14 @@ impl PacketSource for FanoutRing {
     }
 
     fn observe(&mut self, closing: &Segment<'_>) {
-        lock(&self.filter).observe(closing);
+        self.feedback.observe(closing);
     }
 
     fn skips_bodies(&self) -> bool {
-        self.skip_bodies
+        self.feedback.skip_bodies
     }
 
     fn skip_body(&mut self, hint: &SkipHint) {
-        if self.skip_bodies && lock(&self.filter).skip(hint) {
-            self.skip_requests.fetch_add(1, Ordering::Relaxed);
-        }
+        self.feedback.skip(hint);
     }
 }

@@ -50,6 +50,17 @@ pub(super) fn load(b: &Bench, root: &Path, script: &str, secs: &str) -> anyhow::
     Ok(text)
 }
 
+/// Whether http-top counted a run's responses as nginx logged them. wrk stops mid-body, and a
+/// response whose bytes nginx had written into its socket when wrk's connection closed is logged
+/// whole though it never crossed the wire (http-top sees it cut, and leaves it out): so nginx may
+/// log up to one response per connection (4) more. Every response counted must be exact: all are
+/// the same file, so the bytes are the count times nginx's size of one.
+fn counted_as_nginx(r: &Row) -> bool {
+    let (n, h) = (num(r, "nginx_requests"), num(r, "http_top_requests"));
+    let one = num(r, "nginx_bytes") / n;
+    (0.0..=4.0).contains(&(n - h)) && num(r, "http_top_bytes") == h * one && r["gaps"] == "0"
+}
+
 pub(super) fn skipping(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
     if !is_root() {
         eprintln!("xtask: not root, so the live body-skipping rows are left out");
@@ -67,7 +78,7 @@ pub(super) fn skipping(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
     );
     println!(
         "  {:<11} {:<9} {:>7} {:>7} {:>9} {:>7} {:>9} {:>7} {:>6} {:>7}",
-        "run", "body", "GB", "MB/s", "requests", "=nginx", "captured", "drops", "CPU s", "s/GB"
+        "run", "body", "GB", "MB/s", "requests", "nginx", "captured", "drops", "CPU s", "s/GB"
     );
     for r in &rows {
         let gb = num(r, "nginx_bytes") / 1e9;
@@ -78,8 +89,7 @@ pub(super) fn skipping(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
             gb,
             num(r, "wrk_mb_s"),
             r["http_top_requests"],
-            r["nginx_requests"] == r["http_top_requests"]
-                && r["nginx_bytes"] == r["http_top_bytes"],
+            r["nginx_requests"],
             100.0 * num(r, "captured") / num(r, "nginx_bytes"),
             r["ring_drops"],
             num(r, "cpu_s"),
@@ -87,13 +97,9 @@ pub(super) fn skipping(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
         );
     }
     let exact = ["skip", "copy"].iter().all(|l| {
-        ["5m.bin", "100m.bin"].iter().all(|f| {
-            find(l, f).is_ok_and(|r| {
-                r["nginx_requests"] == r["http_top_requests"]
-                    && r["nginx_bytes"] == r["http_top_bytes"]
-                    && r["gaps"] == "0"
-            })
-        })
+        ["5m.bin", "100m.bin"]
+            .iter()
+            .all(|f| find(l, f).is_ok_and(counted_as_nginx))
     });
     b.target(
         "skipping on and off: requests and bytes = nginx's log",
