@@ -24,6 +24,12 @@ pub const CONFIG_MAP: &str = "HTTP_CONFIG";
 pub const CONFIG_MAP_LEN: u32 = 4;
 /// Config index: non-zero when only ports listed in [`PORT_MAP`] may be kept.
 pub const CONFIG_PORT_FILTER: u32 = 0;
+/// Config index: non-zero when the filter may cut body bytes (`--no-skip` leaves it 0).
+pub const CONFIG_SKIP_BODIES: u32 = 1;
+
+/// Per-CPU array of one [`HeadScan`]: where the filter copies the start of a response to read its
+/// head (the BPF stack is too small for it).
+pub const SCRATCH_MAP: &str = "HTTP_SCRATCH";
 
 /// Per-CPU array of `u64` counters, indexed by the `STAT_*` constants.
 pub const STATS_MAP: &str = "HTTP_FILTER_STATS";
@@ -40,8 +46,10 @@ pub const STAT_INSERT_FAILED: u32 = 3;
 pub const STAT_SKIPPED: u32 = 4;
 /// The payload bytes those packets carried, which never reached the ring.
 pub const STAT_SKIPPED_BYTES: u32 = 5;
+/// Skip stretches the filter set itself, from a response head it read ([`response_body`]).
+pub const STAT_HEAD_STRETCHES: u32 = 6;
 /// Number of entries in [`STATS_MAP`].
-pub const STATS_LEN: u32 = 6;
+pub const STATS_LEN: u32 = 7;
 
 /// Address family tag in [`ConnKey::family`] (not the kernel's `AF_*` numbers: a key only needs to tell
 /// the two apart).
@@ -84,6 +92,11 @@ impl ConnKey {
     }
 }
 
+/// [`ConnValue::flags`]: this direction has carried a HEAD request, so the filter reads no
+/// response heads of the connection (a HEAD's response announces a length it does not send, and
+/// the filter cannot pair responses with requests). Userspace still asks for stretches: it can.
+pub const FLAG_HEAD_ASKED: u32 = 1;
+
 /// What the filter remembers about a recorded connection direction.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -91,8 +104,10 @@ pub struct ConnValue {
     /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) of the last packet kept for this direction; userspace
     /// compares it with its own monotonic clock to expire idle connections.
     pub last_seen_ns: u64,
-    /// Packets kept for this direction.
-    pub packets: u64,
+    /// Packets kept for this direction (wrapping; for inspection with bpftool).
+    pub packets: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
     /// Body skipping: the TCP sequence number where a stretch of body bytes userspace does not
     /// need begins. Written by userspace once it has parsed a head that says how long the body is.
     pub skip_seq: u32,
@@ -102,6 +117,417 @@ pub struct ConnValue {
     /// when a packet reaches or crosses the end, so a stale stretch cannot match again when the
     /// sequence numbers wrap.
     pub skip_len: u32,
+}
+
+/// Body bytes worth skipping: below this, writing a stretch costs about what copying the bytes
+/// would.
+pub const SKIP_MIN: u64 = 32 * 1024;
+/// The longest stretch at once, far below 2^31 so sequence numbers compare unambiguously. A
+/// longer body is skipped in stretches that end where what is left of it is a multiple of this.
+pub const SKIP_MAX: u64 = 1 << 30;
+
+/// The stretch to skip when `ahead` (at least 1) body bytes are left: up to the next point where a
+/// multiple of [`SKIP_MAX`] is left.
+#[inline(always)]
+#[must_use]
+pub const fn stretch(ahead: u64) -> u64 {
+    (ahead - 1) % SKIP_MAX + 1
+}
+
+/// How many bytes of a response the filter reads for its head, at most.
+pub const HEAD_SCAN: usize = 512;
+const _: () = assert!(HEAD_SCAN.is_power_of_two());
+
+/// Bytes [`HeadScan::advance`] reads at a time: the filter calls it once per `bpf_loop`
+/// iteration, and a few bytes per call keep the scan's state in registers between them (one
+/// byte per call cost about 5 ns a byte).
+pub const HEAD_CHUNK: u32 = 8;
+
+/// The first [`HEAD_SCAN`] bytes of a payload: the filter's per-CPU scratch buffer. Aligned so
+/// that [`HeadScan::advance`] can read it a word at a time.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug)]
+pub struct HeadBytes(pub [u8; HEAD_SCAN]);
+
+impl HeadBytes {
+    /// The aligned little-endian word holding byte `at` (below [`HEAD_SCAN`]).
+    #[inline(always)]
+    fn word(&self, at: usize) -> u64 {
+        let i = at / 8 * 8;
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.0[i..i + 8]);
+        u64::from_le_bytes(w)
+    }
+}
+
+const ONES: u64 = u64::MAX / 255;
+const HIGHS: u64 = ONES * 0x80;
+
+/// How many low bytes of `m` (a mask of high bits, as [`unusual_bytes`] makes) are clear: the
+/// index of its lowest set byte, or 8. Without a count-trailing-zeros, which BPF lacks.
+#[inline(always)]
+const fn plain_bytes(m: u64) -> u32 {
+    if m == 0 {
+        return 8;
+    }
+    let low = m & m.wrapping_neg();
+    let mut n = 0;
+    if low >= 1 << 32 {
+        n += 4;
+    }
+    if low >> (n * 8) >= 1 << 16 {
+        n += 2;
+    }
+    if low >> (n * 8) >= 1 << 8 {
+        n += 1;
+    }
+    n
+}
+
+/// Bytes of `w` below 0x20 (controls, CR, LF, HT) or DEL: their high bits, and perhaps some
+/// of the bytes above one of them (a borrow carries), never missing one.
+#[inline(always)]
+const fn unusual_bytes(w: u64) -> u64 {
+    let low = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    let y = w ^ (ONES * 0x7f);
+    let del = y.wrapping_sub(ONES) & !y & HIGHS;
+    low | del
+}
+
+/// Bytes of a status line the filter checks before reading on: `HTTP/1.x SSS`.
+pub const STATUS_PREFIX: usize = 12;
+
+/// Whether `p` opens a response whose head may announce a body the filter can skip: an HTTP/1.x
+/// status line that is not 1xx, 204 or 304 (which have no body whatever they announce).
+#[inline(always)]
+#[must_use]
+pub fn skippable_status(p: &[u8; STATUS_PREFIX]) -> bool {
+    if p[0] != b'H' || p[1] != b'T' || p[2] != b'T' || p[3] != b'P' || p[4] != b'/' {
+        return false;
+    }
+    if p[5] != b'1' || p[6] != b'.' || (p[7] != b'0' && p[7] != b'1') || p[8] != b' ' {
+        return false;
+    }
+    let (s0, s1, s2) = (p[9], p[10], p[11]);
+    if !s0.is_ascii_digit() || !s1.is_ascii_digit() || !s2.is_ascii_digit() || s0 == b'1' {
+        return false;
+    }
+    !matches!((s0, s1, s2), (b'2', b'0', b'4') | (b'3', b'0', b'4'))
+}
+
+/// A response's first segment at least this long may open a body worth skipping whatever it
+/// ends with; a shorter one only if it is a head alone ([`head_worth_reading`]).
+pub const HEAD_READ_MIN: usize = 1024;
+
+/// Whether the filter reads the head at the start of a response segment of `payload_len` bytes
+/// whose last four are `last4`: when the segment is long (a head and the start of a body that
+/// fills it: nginx's first segment of a large file is a whole one), or when it is a head alone
+/// (ends with the empty line: nginx sends a file's head before `sendfile`). A short segment that
+/// ends in a body holds the whole response, and there is nothing to skip: not reading it keeps
+/// the filter's cost per small response where it was (reading a head costs about 5 ns a byte
+/// under `bpf_loop`).
+#[inline(always)]
+#[must_use]
+pub fn head_worth_reading(payload_len: usize, last4: [u8; 4]) -> bool {
+    payload_len >= HEAD_READ_MIN || last4 == *b"\r\n\r\n"
+}
+
+/// Whether `b` may be part of a field name (RFC 9110 section 5.6.2, `tchar`).
+#[inline(always)]
+const fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// Field names packed as [`HeadScan`] packs them: the last 16 bytes, lower case, big-endian.
+const fn pack(name: &[u8]) -> (u64, u64) {
+    let (mut hi, mut lo) = (0u64, 0u64);
+    let mut i = 0;
+    while i < name.len() {
+        hi = (hi << 8) | (lo >> 56);
+        lo = (lo << 8) | name[i] as u64;
+        i += 1;
+    }
+    (hi, lo)
+}
+const CONTENT_LENGTH: (u64, u64) = pack(b"content-length");
+const TRANSFER_ENCODING: (u64, u64) = pack(b"transfer-encoding");
+
+// HeadScan states.
+/// At a field name (`line` bytes of it so far).
+const NAME: u32 = 0;
+/// In a line nothing more is needed of.
+const REST: u32 = 1;
+/// The rest of a field name longer than the two looked for.
+const NAME_REST: u32 = 7;
+/// Right after the status code: a space or the line's end.
+const REASON: u32 = 8;
+/// After `Content-Length:`, before its digits.
+const LEAD: u32 = 2;
+const DIGITS: u32 = 3;
+/// After the digits: only whitespace may follow.
+const TRAIL: u32 = 4;
+/// The head ended and announced a body worth skipping.
+const FOUND: u32 = 5;
+/// Nothing to skip here (or nothing the filter can be sure of): userspace decides.
+const NONE: u32 = 6;
+
+/// Content-Length when none was seen.
+const NO_LENGTH: u64 = u64::MAX;
+
+/// Reads a response head byte by byte after its status line ([`skippable_status`]), for the
+/// kernel filter to start skipping a body without waiting for userspace to parse the head.
+///
+/// One call of [`step`](Self::step) per byte, so that the filter can run it under `bpf_loop`: the
+/// verifier checks the step once instead of every path through a scan of 512 bytes (bounded
+/// loops over the bytes passed neither its instruction nor its state limit). No state value
+/// indexes memory, so the verifier's states converge.
+///
+/// It finds Content-Length (any case, whitespace around the digits, the same value twice) and
+/// the empty line; Transfer-Encoding, a second different length, a malformed value, or a head
+/// longer than [`HEAD_SCAN`] leave the decision to userspace. It cannot know the request (a HEAD's
+/// response announces a length and sends no body): the filter does not read the heads of a
+/// connection that has carried a HEAD request, and bytes cut wrongly are counted as gaps by
+/// userspace, never taken as body.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HeadScan {
+    /// The last 16 bytes of the field name so far, lower case (see [`pack`]).
+    name_hi: u64,
+    name_lo: u64,
+    /// The Content-Length digits read so far.
+    value: u64,
+    /// The Content-Length announced, or [`NO_LENGTH`].
+    length: u64,
+    /// Bytes of the current line so far, not counting CR; 0 at a line's start.
+    line: u32,
+    /// The field name's first byte, lower case (beyond the 16 packed).
+    first: u32,
+    digits: u32,
+    state: u32,
+    /// Once found: the head's length, its empty line included.
+    head_len: u32,
+    /// 1 after a CR: only LF may follow.
+    cr: u32,
+    /// The next byte's offset in the payload.
+    at: u32,
+    _pad: u32,
+}
+
+impl Default for HeadScan {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HeadScan {
+    /// A scan that has read a status line of [`STATUS_PREFIX`] bytes and goes on at its reason
+    /// phrase.
+    #[inline(always)]
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            name_hi: 0,
+            name_lo: 0,
+            value: 0,
+            length: NO_LENGTH,
+            line: STATUS_PREFIX as u32,
+            first: 0,
+            digits: 0,
+            state: REASON,
+            head_len: 0,
+            cr: 0,
+            at: STATUS_PREFIX as u32,
+            _pad: 0,
+        }
+    }
+
+    /// Reads on in `bytes`, the payload's first `avail` bytes: up to [`HEAD_CHUNK`] of them.
+    /// False once it has decided, or read all `avail` without deciding.
+    #[inline(always)]
+    pub fn advance(&mut self, bytes: &HeadBytes, avail: u32) -> bool {
+        let mut k = 0;
+        while k < HEAD_CHUNK {
+            // Read afresh each time round: otherwise the compiler computes `bytes + at` once
+            // before the loop, from an `at` the verifier cannot bound, and steps the pointer.
+            // SAFETY: a plain read of a field of `self`.
+            let at = unsafe { core::ptr::read_volatile(&raw const self.at) };
+            if at >= avail || at as usize >= HEAD_SCAN {
+                return false;
+            }
+            if self.state == REST && self.cr == 0 {
+                // Inside a line nothing more is needed of, only a control byte, CR or LF
+                // matters: up to the first in this word at once.
+                let m = unusual_bytes(bytes.word(at as usize)) >> ((at & 7) * 8);
+                let next = (at + plain_bytes(m)).min((at | 7) + 1).min(avail);
+                if next > at {
+                    self.line += next - at;
+                    self.at = next;
+                    k += 1;
+                    continue;
+                }
+            }
+            let b = bytes.0[at as usize];
+            self.at = at + 1;
+            if !self.step(b, at) {
+                return false;
+            }
+            k += 1;
+        }
+        true
+    }
+
+    /// Takes byte `b`, at offset `at` of the payload; false once the scan has decided.
+    #[inline(always)]
+    pub fn step(&mut self, b: u8, at: u32) -> bool {
+        if self.cr != 0 && b != b'\n' {
+            return self.give_up(); // a CR not ending a line
+        }
+        if b == b'\n' {
+            self.cr = 0;
+            return self.line_end(at);
+        }
+        if b == b'\r' {
+            self.cr = 1;
+            if self.state == DIGITS {
+                self.state = TRAIL;
+            }
+            return true;
+        }
+        let space = b == b' ' || b == b'\t';
+        if (b < 0x20 && !space) || b == 0x7f {
+            return self.give_up(); // a control byte: not a head userspace would parse
+        }
+        self.line += 1;
+        match self.state {
+            REASON if b == b' ' => self.state = REST,
+            NAME => {
+                if b == b':' {
+                    let name = (self.name_hi, self.name_lo);
+                    let n = self.line - 1;
+                    if n == 0 {
+                        return self.give_up();
+                    }
+                    if n == 14 && name == CONTENT_LENGTH {
+                        self.state = LEAD;
+                    } else if n == 17 && self.first == u32::from(b't') && name == TRANSFER_ENCODING
+                    {
+                        // Chunked or otherwise coded: its length is not the body's.
+                        return self.give_up();
+                    } else {
+                        self.state = REST;
+                    }
+                } else if !is_token(b) {
+                    // Whitespace before the colon, or a line without one: userspace rejects it.
+                    return self.give_up();
+                } else if self.line > 17 {
+                    self.state = NAME_REST;
+                } else {
+                    let c = b.to_ascii_lowercase();
+                    if self.line == 1 {
+                        self.first = u32::from(c);
+                    }
+                    self.name_hi = (self.name_hi << 8) | (self.name_lo >> 56);
+                    self.name_lo = (self.name_lo << 8) | u64::from(c);
+                }
+            }
+            LEAD if space => {}
+            LEAD | DIGITS if b.is_ascii_digit() => {
+                // At most 18 digits: no overflow, and far beyond any body.
+                if self.digits == 18 {
+                    return self.give_up();
+                }
+                self.value = self.value * 10 + u64::from(b - b'0');
+                self.digits += 1;
+                self.state = DIGITS;
+            }
+            DIGITS | TRAIL if space => self.state = TRAIL,
+            NAME_REST if b == b':' => self.state = REST,
+            NAME_REST if !is_token(b) => return self.give_up(),
+            REST | NAME_REST => {}
+            _ => return self.give_up(),
+        }
+        true
+    }
+
+    /// A line ended at `at` (its LF).
+    #[inline(always)]
+    fn line_end(&mut self, at: u32) -> bool {
+        if self.line == 0 {
+            // The empty line: the head ends after it.
+            if self.length != NO_LENGTH && self.length >= SKIP_MIN {
+                self.state = FOUND;
+                self.head_len = at + 1;
+            } else {
+                self.state = NONE;
+            }
+            return false;
+        }
+        match self.state {
+            // A field line without a colon (or an empty value): userspace rejects it.
+            NAME | NAME_REST | LEAD => return self.give_up(),
+            DIGITS | TRAIL => {
+                if self.length != NO_LENGTH && self.length != self.value {
+                    return self.give_up(); // two lengths that disagree: userspace calls it an error
+                }
+                self.length = self.value;
+            }
+            _ => {}
+        }
+        self.line = 0;
+        self.name_hi = 0;
+        self.name_lo = 0;
+        self.value = 0;
+        self.digits = 0;
+        self.state = NAME;
+        true
+    }
+
+    #[inline(always)]
+    fn give_up(&mut self) -> bool {
+        self.state = NONE;
+        false
+    }
+
+    /// Once the scan has stopped: the head's length and the body's announced length, when the
+    /// head ended with a body of at least [`SKIP_MIN`] bytes.
+    #[inline(always)]
+    #[must_use]
+    pub fn found(&self) -> Option<(u32, u64)> {
+        (self.state == FOUND).then_some((self.head_len, self.length))
+    }
+}
+
+/// The whole rule on a payload's first bytes, as the filter applies it: its status line, then
+/// [`HeadScan`] over at most [`HEAD_SCAN`] bytes. The head's length and the body's.
+#[must_use]
+pub fn response_body(payload: &[u8]) -> Option<(u32, u64)> {
+    let status: &[u8; STATUS_PREFIX] = payload.get(..STATUS_PREFIX)?.try_into().ok()?;
+    if !skippable_status(status) {
+        return None;
+    }
+    let mut bytes = HeadBytes([0; HEAD_SCAN]);
+    let avail = payload.len().min(HEAD_SCAN);
+    bytes.0[..avail].copy_from_slice(&payload[..avail]);
+    let mut scan = HeadScan::new();
+    while scan.advance(&bytes, avail as u32) {}
+    scan.found()
 }
 
 /// Whether a payload of `len` bytes at sequence number `seq` lies wholly inside the skip stretch
@@ -119,6 +545,29 @@ pub fn skip_verdict(skip_seq: u32, skip_len: u32, seq: u32, len: u32) -> Option<
         return if off < 1 << 31 { Some(false) } else { None };
     }
     Some(len <= skip_len - off)
+}
+
+/// Whether a stretch userspace asks for (`new_seq`, `new_len`; a length of 0 asks to clear the
+/// stretch that starts at `new_seq`) should replace the one the map holds (`cur_seq`, `cur_len`).
+///
+/// Userspace reads the connection behind the filter, by as much as a ring block takes to fill, and
+/// the filter starts stretches itself from the heads it reads: what userspace asks for may be a
+/// body the filter is already skipping, or one it has passed, while the map holds the next one.
+/// So a stretch never moves back: it replaces none that ends at or after its end, and a clear
+/// removes only the stretch of the body it was asked for.
+#[inline(always)]
+#[must_use]
+pub fn replaces_stretch(cur_seq: u32, cur_len: u32, new_seq: u32, new_len: u32) -> bool {
+    if new_len == 0 {
+        return cur_len != 0 && cur_seq == new_seq;
+    }
+    if cur_len == 0 {
+        return true;
+    }
+    let cur_end = cur_seq.wrapping_add(cur_len);
+    let new_end = new_seq.wrapping_add(new_len);
+    // Ends within 2^31 of each other (stretches are at most SKIP_MAX): a serial comparison.
+    (new_end.wrapping_sub(cur_end) as i32) > 0
 }
 
 #[cfg(feature = "user")]
@@ -268,6 +717,7 @@ mod tests {
         assert_eq!(align_of::<ConnValue>(), 8);
         assert_eq!(offset_of!(ConnValue, last_seen_ns), 0);
         assert_eq!(offset_of!(ConnValue, packets), 8);
+        assert_eq!(offset_of!(ConnValue, flags), 12);
         assert_eq!(offset_of!(ConnValue, skip_seq), 16);
         assert_eq!(offset_of!(ConnValue, skip_len), 20);
     }
@@ -363,6 +813,96 @@ mod tests {
         assert_eq!(h2_frame_len(&h(5, 0, 0x8000_0001)), None); // reserved bit
         assert_eq!(h2_frame_len(b"GET / HTT"), None);
         assert_eq!(h2_frame_len(b"HTTP/1.1 "), None);
+    }
+
+    fn scan(s: &[u8]) -> Option<(u32, u64)> {
+        response_body(s)
+    }
+
+    #[test]
+    fn a_response_head_with_a_long_body_is_read_in_the_kernel() {
+        let h = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5242880\r\nConnection: keep-alive\r\n\r\nBODY";
+        assert_eq!(scan(h), Some((h.len() as u32 - 4, 5_242_880)));
+        // nginx's head of a static file, as it sends it.
+        let h = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 03 Dec 2026 00:10:00 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 5242880\r\nLast-Modified: Thu, 03 Dec 2026 00:09:00 GMT\r\nConnection: keep-alive\r\nETag: \"abc-500000\"\r\nAccept-Ranges: bytes\r\n\r\n";
+        assert_eq!(scan(h), Some((h.len() as u32, 5_242_880)));
+        // Any case, spaces after the colon, HTTP/1.0.
+        let h = b"HTTP/1.0 206 Partial\r\ncontent-LENGTH:   100000\r\n\r\n";
+        assert_eq!(scan(h), Some((h.len() as u32, 100_000)));
+        // The same length twice is one length.
+        let h = b"HTTP/1.1 200 OK\r\nContent-Length: 40000\r\nContent-Length: 40000\r\n\r\n";
+        assert_eq!(scan(h), Some((h.len() as u32, 40_000)));
+    }
+
+    #[test]
+    fn heads_the_kernel_leaves_to_userspace() {
+        for h in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"[..], // too short to skip
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 99999\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 99999\r\n\r\n",
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 99999\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\nContent-Length: 99999\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n", // head not ended in the scan
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9x999\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 40000\r\nContent-Length: 50000\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456789012\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX-Content-Length: 99999\r\n\r\n",
+            b"HTTP/2.0 200 OK\r\nContent-Length: 99999\r\n\r\n",
+            b"GET / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n",
+        ] {
+            assert_eq!(scan(h), None, "{:?}", core::str::from_utf8(h));
+        }
+        // A head longer than the scan.
+        let mut long = [b'a'; HEAD_SCAN];
+        long[..17].copy_from_slice(b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(response_body(&long), None);
+        // A head cut short by the end of its segment, whatever follows in the buffer.
+        assert_eq!(scan(b"HTTP/1.1 200 OK\r\nContent-Length: 99999"), None);
+        assert_eq!(scan(b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n"), None);
+        assert_eq!(
+            scan(b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_stretch_never_moves_back() {
+        // Nothing in the map: taken.
+        assert!(replaces_stretch(0, 0, 1000, 500));
+        // The filter already skips this body from its head: same end, left alone.
+        assert!(!replaces_stretch(900, 600, 1000, 500));
+        // Userspace is a body behind: the map holds the next one, which it must not replace.
+        assert!(!replaces_stretch(5000, 70_000, 1000, 500));
+        // A later body than the map's (which the filter has not yet passed): taken.
+        assert!(replaces_stretch(1000, 500, 5000, 70_000));
+        // Across the wrap of sequence numbers.
+        assert!(!replaces_stretch(10, 70_000, u32::MAX - 100, 50));
+        assert!(replaces_stretch(u32::MAX - 100, 50, 10, 70_000));
+        // A clear removes only the stretch that starts where its body did.
+        assert!(replaces_stretch(1000, 500, 1000, 0));
+        assert!(!replaces_stretch(5000, 70_000, 1000, 0));
+        assert!(!replaces_stretch(0, 0, 1000, 0));
+    }
+
+    #[test]
+    fn plain_bytes_counts_up_to_the_first_unusual_one() {
+        let word = |b: &[u8; 8]| unusual_bytes(u64::from_le_bytes(*b));
+        assert_eq!(plain_bytes(word(b"abcdefgh")), 8);
+        assert_eq!(plain_bytes(word(b"\rbcdefgh")), 0);
+        assert_eq!(plain_bytes(word(b"abc\ne\0gh")), 3);
+        assert_eq!(plain_bytes(word(b"abcdefg\x7f")), 7);
+        assert_eq!(plain_bytes(word(b"ab\xe9\xff\tfgh")), 4);
+        assert_eq!(plain_bytes(word(b"a b \x1fxyz")), 4);
+    }
+
+    #[test]
+    fn stretches_end_where_a_multiple_of_the_longest_is_left() {
+        assert_eq!(stretch(1), 1);
+        assert_eq!(stretch(SKIP_MAX), SKIP_MAX);
+        assert_eq!(stretch(SKIP_MAX + 1), 1);
+        assert_eq!(stretch(3 * SKIP_MAX + 7), 7);
     }
 
     #[test]

@@ -14,24 +14,32 @@
 //! stretch of sequence space the body's bytes still to come occupy into the direction's
 //! [`ConnValue`]. A packet whose payload lies wholly inside it is kept cut to its headers
 //! (Ethernet, IP, TCP: the IP length and the frame length still say how many payload bytes it
-//! carried), so body bytes userspace would only count are never copied into the ring.
+//! carried), so body bytes userspace would only count are never copied into the ring. The filter
+//! also starts stretches itself, from response heads it reads (`common::HeadScan` under
+//! `bpf_loop`, at most 512 bytes), so the bytes queued while userspace catches up are cut too;
+//! it reads no heads on a connection that has carried a HEAD request ([`FLAG_HEAD_ASKED`]).
 //!
-//! The program reads only headers and the first eight payload bytes, with `bpf_skb_load_bytes`
-//! (socket filters get no direct packet access), so every read is bounds-checked by the kernel.
+//! The program reads headers, the first bytes of payloads and at most 512 bytes of a response
+//! head, with `bpf_skb_load_bytes` (socket filters get no direct packet access), so every read is
+//! bounds-checked by the kernel.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_ns,
+    EbpfContext,
+    cty::c_void,
+    helpers::{bpf_ktime_get_ns, bpf_loop, bpf_skb_load_bytes},
     macros::{map, socket_filter},
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
     programs::SkBuffContext,
 };
 use http_top_common::{
-    CONFIG_MAP_LEN, CONFIG_PORT_FILTER, CONN_MAP_CAPACITY, ConnKey, ConnValue, FAMILY_IPV4,
-    FAMILY_IPV6, H2_FRAME_HEAD, HTTP_TOKEN_MAX, PORT_MAP_CAPACITY, STAT_INSERT_FAILED,
-    STAT_KEPT_CONN, STAT_KEPT_START, STAT_SEEN, STAT_SKIPPED, STAT_SKIPPED_BYTES, STATS_LEN,
-    h2_frame_len, skip_verdict, starts_http_message,
+    CONFIG_MAP_LEN, CONFIG_PORT_FILTER, CONFIG_SKIP_BODIES, CONN_MAP_CAPACITY, ConnKey, ConnValue,
+    FAMILY_IPV4, FAMILY_IPV6, FLAG_HEAD_ASKED, H2_FRAME_HEAD, HEAD_CHUNK, HEAD_SCAN,
+    HTTP_TOKEN_MAX, HeadBytes, HeadScan, PORT_MAP_CAPACITY, STAT_HEAD_STRETCHES,
+    STAT_INSERT_FAILED, STAT_KEPT_CONN, STAT_KEPT_START, STAT_SEEN, STAT_SKIPPED,
+    STAT_SKIPPED_BYTES, STATS_LEN, STATUS_PREFIX, h2_frame_len, head_worth_reading, skip_verdict,
+    skippable_status, starts_http_message, stretch,
 };
 
 #[map(name = "HTTP_CONNS")]
@@ -42,6 +50,9 @@ static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(PORT_MAP_CAPACITY, 0)
 
 #[map(name = "HTTP_CONFIG")]
 static CONFIG: Array<u32> = Array::with_max_entries(CONFIG_MAP_LEN, 0);
+
+#[map(name = "HTTP_SCRATCH")]
+static SCRATCH: PerCpuArray<ScanLoop> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "HTTP_FILTER_STATS")]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_LEN, 0);
@@ -121,6 +132,29 @@ fn try_filter(ctx: &SkBuffContext) -> Result<Verdict, ()> {
             Some(false) => unsafe { (*value).skip_len = 0 },
             None => {}
         }
+        if seg.payload_len >= STATUS_PREFIX
+            && skipping()
+            && (skip_len == 0 || skip_verdict(skip_seq, skip_len, seg.seq, 1) != Some(true))
+        {
+            // No stretch in force: a response head with a long body starts the next one here,
+            // without waiting for userspace to read it.
+            let first: [u8; STATUS_PREFIX] = ctx.load(seg.payload_off).map_err(|_| ())?;
+            if first.starts_with(b"HEAD ") {
+                // SAFETY: as above.
+                unsafe { (*value).flags |= FLAG_HEAD_ASKED };
+            } else if skippable_status(&first)
+                && head_worth_reading(seg.payload_len, last4(ctx, &seg)?)
+                && !head_asked(&seg.key.reversed())
+                && let Some((seq, len)) = head_stretch(ctx, &seg)
+            {
+                // SAFETY: as above.
+                unsafe {
+                    (*value).skip_seq = seq;
+                    (*value).skip_len = len;
+                }
+                count(STAT_HEAD_STRETCHES);
+            }
+        }
         return Ok(Verdict::Keep);
     }
 
@@ -142,6 +176,11 @@ fn try_filter(ctx: &SkBuffContext) -> Result<Verdict, ()> {
     let value = ConnValue {
         last_seen_ns: now,
         packets: 1,
+        flags: if head.starts_with(b"HEAD ") {
+            FLAG_HEAD_ASKED
+        } else {
+            0
+        },
         ..ConnValue::default()
     };
     let back = ConnValue {
@@ -155,6 +194,89 @@ fn try_filter(ctx: &SkBuffContext) -> Result<Verdict, ()> {
     }
     count(STAT_KEPT_START);
     Ok(Verdict::Keep)
+}
+
+/// Whether body skipping is on (`--no-skip` leaves it off).
+fn skipping() -> bool {
+    matches!(CONFIG.get(CONFIG_SKIP_BODIES), Some(&on) if on != 0)
+}
+
+/// The last four payload bytes of a segment of at least [`STATUS_PREFIX`].
+fn last4(ctx: &SkBuffContext, seg: &Segment) -> Result<[u8; 4], ()> {
+    ctx.load(seg.payload_off + seg.payload_len - 4)
+        .map_err(|_| ())
+}
+
+/// Whether the client direction `key` has carried a HEAD request.
+fn head_asked(key: &ConnKey) -> bool {
+    // SAFETY: a hash map lookup; the value is read once, a plain integer.
+    unsafe { CONNS.get(key) }.is_some_and(|v| v.flags & FLAG_HEAD_ASKED != 0)
+}
+
+/// A response head being read: the per-CPU scratch value. The scan lives in the map, not on the
+/// stack: the verifier knows nothing of a map value's contents, so each call of [`scan_byte`]
+/// starts from unknown values and is checked once; from the stack it would follow every value of
+/// every field through 500 calls, past its instruction limit.
+#[repr(C)]
+struct ScanLoop {
+    /// The payload's first `avail` bytes.
+    bytes: HeadBytes,
+    scan: HeadScan,
+    avail: u32,
+    _pad: u32,
+}
+
+/// `bpf_loop`'s callback: the next few bytes of the response head in the scratch value
+/// ([`HeadScan::advance`]). 0 goes on, 1 stops.
+unsafe extern "C" fn scan_bytes(_i: u64, _ctx: *mut c_void) -> i64 {
+    let Some(l) = SCRATCH.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: the per-CPU scratch value; only this program run on this CPU uses it.
+    let l = unsafe { &mut *l };
+    i64::from(!l.scan.advance(&l.bytes, l.avail))
+}
+
+/// The skip stretch a response head at the start of this segment announces
+/// (`common::HeadScan`): the body from the byte after the head. The head may be the whole segment
+/// (nginx sends its head before the body) or its start; at most [`HEAD_SCAN`] bytes are read.
+fn head_stretch(ctx: &SkBuffContext, seg: &Segment) -> Option<(u32, u32)> {
+    let l = SCRATCH.get_ptr_mut(0)?;
+    let avail = if seg.payload_len < HEAD_SCAN {
+        seg.payload_len
+    } else {
+        HEAD_SCAN
+    };
+    // A length the verifier can bound: STATUS_PREFIX..=HEAD_SCAN.
+    let len = (avail as u32) & (2 * HEAD_SCAN as u32 - 1);
+    if len < STATUS_PREFIX as u32 || len > HEAD_SCAN as u32 {
+        return None;
+    }
+    // SAFETY: the per-CPU scratch value; only this program run on this CPU uses it. Its bytes
+    // are HEAD_SCAN long and `len` is at most that; the segment holds `len` bytes from
+    // `payload_off`.
+    unsafe {
+        let r = bpf_skb_load_bytes(
+            ctx.as_ptr(),
+            seg.payload_off as u32,
+            (&raw mut (*l).bytes.0).cast(),
+            len,
+        );
+        if r != 0 {
+            return None;
+        }
+        (*l).scan = HeadScan::new();
+        (*l).avail = len;
+        bpf_loop(
+            len.div_ceil(HEAD_CHUNK),
+            scan_bytes as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        );
+    }
+    // SAFETY: as above.
+    let (head_len, body) = unsafe { (*l).scan.found() }?;
+    Some((seg.seq.wrapping_add(head_len), stretch(body) as u32))
 }
 
 /// An HTTP/2 connection opened before the capture began (gRPC channels live for hours): a

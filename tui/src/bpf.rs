@@ -9,9 +9,9 @@ use aya::{
     programs::{ProgramError, SocketFilter, socket_filter::SocketFilterError},
 };
 use http_top_common::{
-    CONFIG_MAP, CONFIG_PORT_FILTER, CONN_MAP, ConnKey, ConnValue, PORT_MAP, PORT_MAP_CAPACITY,
-    STAT_INSERT_FAILED, STAT_KEPT_CONN, STAT_KEPT_START, STAT_SEEN, STAT_SKIPPED,
-    STAT_SKIPPED_BYTES, STATS_MAP,
+    CONFIG_MAP, CONFIG_PORT_FILTER, CONFIG_SKIP_BODIES, CONN_MAP, ConnKey, ConnValue, PORT_MAP,
+    PORT_MAP_CAPACITY, STAT_HEAD_STRETCHES, STAT_INSERT_FAILED, STAT_KEPT_CONN, STAT_KEPT_START,
+    STAT_SEEN, STAT_SKIPPED, STAT_SKIPPED_BYTES, STATS_MAP, replaces_stretch,
 };
 
 use crate::{
@@ -56,6 +56,7 @@ pub struct FilterCounters {
     pub insert_failed: u64,
     pub skipped: u64,
     pub skipped_bytes: u64,
+    pub head_stretches: u64,
 }
 
 /// The loaded filter and its maps. Dropping it detaches nothing by itself: the program stays attached
@@ -75,8 +76,10 @@ fn is_permission(e: &io::Error) -> bool {
 }
 
 impl KernelFilter {
-    /// Loads the program into the kernel and fills the port set (empty = every port).
-    pub fn load(ports: &[u16]) -> anyhow::Result<Self> {
+    /// Loads the program into the kernel and fills the port set (empty = every port);
+    /// `skip_bodies`: the filter may cut body bytes (from the heads it reads, and the stretches
+    /// userspace writes).
+    pub fn load(ports: &[u16], skip_bodies: bool) -> anyhow::Result<Self> {
         let mut ebpf = Ebpf::load(FILTER_OBJECT).map_err(|e| match &e {
             EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
                 if is_permission(io_error) =>
@@ -119,6 +122,7 @@ impl KernelFilter {
         let mut config: Array<_, u32> =
             Array::try_from(ebpf.take_map(CONFIG_MAP).context("no config map")?)?;
         config.set(CONFIG_PORT_FILTER, u32::from(!ports.is_empty()), 0)?;
+        config.set(CONFIG_SKIP_BODIES, u32::from(skip_bodies), 0)?;
 
         let conns = HashMap::try_from(ebpf.take_map(CONN_MAP).context("no connection map")?)?;
         let stats = PerCpuArray::try_from(ebpf.take_map(STATS_MAP).context("no stats map")?)?;
@@ -158,6 +162,7 @@ impl KernelFilter {
             insert_failed: sum(STAT_INSERT_FAILED),
             skipped: sum(STAT_SKIPPED),
             skipped_bytes: sum(STAT_SKIPPED_BYTES),
+            head_stretches: sum(STAT_HEAD_STRETCHES),
         }
     }
 
@@ -190,13 +195,21 @@ impl KernelFilter {
         }
     }
 
-    /// Writes a stretch of body to skip into its direction's entry; `false` when the filter no
-    /// longer holds the connection (closed, or evicted from the LRU map), which then needs none.
+    /// Writes a stretch of body to skip into its direction's entry, unless the entry holds one
+    /// it must not replace (`common::replaces_stretch`: the filter started it from the head
+    /// itself, or it is a later body's); `false` when the filter no longer holds the connection
+    /// (closed, or evicted from the LRU map), which then needs none.
+    ///
+    /// Read, then written whole: a flag the filter sets in between is lost (a HEAD request seen
+    /// in that microsecond; its answer then costs a counted gap at worst).
     pub fn skip(&mut self, hint: &SkipHint) -> bool {
         let key = key_of(hint.src, hint.dst);
         let Ok(mut v) = self.conns.get(&key, 0) else {
             return false;
         };
+        if !replaces_stretch(v.skip_seq, v.skip_len, hint.seq, hint.len) {
+            return true;
+        }
         v.skip_seq = hint.seq;
         v.skip_len = hint.len;
         // BPF_EXIST: never recreate an entry the filter or a close removed meanwhile.

@@ -4,8 +4,8 @@
 //! the same traffic each time: skipping bodies (the default) and with `--no-skip`.
 //!
 //! Both must count exactly what nginx's access log says it served (requests, statuses and
-//! `$bytes_sent` per path); with skipping, the payload bytes that reach userspace must be at most
-//! 5% of the bytes served, and the filter must say it cut them. CPU per GB and ring drops at
+//! `$bytes_sent` per path); with skipping, the bytes that reach userspace must be at most 2% of
+//! the bytes served, and the filter must say it cut them, from heads it read itself. CPU per GB and ring drops at
 //! full speed are measured by `cargo xtask bench --live`, not asserted here.
 //!
 //! Root only: `#[ignore]`d in a plain `cargo test`, run by `cargo xtask test`.
@@ -125,6 +125,24 @@ fn capture(link: &Link, dir: &Path, tag: &str, extra: &[&str]) -> Seen {
             .args(["ip", "netns", "exec", &link.client.0, "curl"])
             .args(&args));
     }
+    // A HEAD, whose answer announces 5 MiB and sends none, then a GET on the same connection:
+    // the filter must not skip the GET's answer as the HEAD's body.
+    run(Command::new("timeout")
+        .arg("60")
+        .args(["ip", "netns", "exec", &link.client.0, "curl"])
+        .args(["-s", "-f", "-I", "-o", "/dev/null"])
+        .arg(url(&link.v4s, "5m.bin"))
+        .args([
+            "--next",
+            "-s",
+            "-f",
+            "--limit-rate",
+            RATE,
+            "-o",
+            "/dev/null",
+        ])
+        .arg(url(&link.v4s, "5m.bin")));
+    sent += 2;
     run(Command::new("timeout")
         .arg("60")
         .args(["ip", "netns", "exec", &link.client.0, "curl"])
@@ -249,14 +267,18 @@ fn skipped_bodies_count_exactly_what_nginx_served_from_a_fraction_of_the_bytes()
         assert_eq!(m["ring_drops"], 0, "{what}");
     }
     // Skipping: the filter cut the large bodies, and what reached userspace (headers of every
-    // packet, the small and compressed responses, the first bytes of each large body before its
-    // stretch took effect) is a small part of what was served: measured 2.3-3.7% on this
-    // machine (the target is 5%, which `cargo xtask bench --live` reports against);
-    // asserted at 8% so a slower machine's later reaction does not fail it.
-    assert!(s["skip_requests"] >= 10, "a stretch per large body");
+    // packet, the small and compressed responses, the HEAD's answer) is a small part of what was
+    // served. The filter read the large bodies' heads itself (and not the GET's after the HEAD,
+    // on a connection that asked HEAD: userspace asked for that one), so how late userspace
+    // reacts does not matter: measured 0.3%; 2.3-4.9% when only userspace wrote stretches.
+    assert!(s["skip_requests"] >= 11, "a stretch per large body");
+    assert!(
+        s["filter_head_stretches"] >= 10,
+        "the filter read the large bodies' heads"
+    );
     assert!(s["filter_skipped_bytes"] > served_bytes * 9 / 10);
     assert!(
-        s["bytes"] * 100 <= served_bytes * 8,
+        s["bytes"] * 100 <= served_bytes * 2,
         "{} bytes reached userspace of {served_bytes} served",
         s["bytes"]
     );
@@ -270,9 +292,10 @@ fn skipped_bodies_count_exactly_what_nginx_served_from_a_fraction_of_the_bytes()
         (
             c["filter_skipped_bytes"],
             c["skip_requests"],
+            c["filter_head_stretches"],
             c["uncaptured_bytes"]
         ),
-        (0, 0, 0)
+        (0, 0, 0, 0)
     );
 }
 
@@ -294,9 +317,10 @@ fn fanout_rings_count_exactly_what_nginx_served() {
     let s = &seen.summary;
     eprintln!("--fanout 2: {s:?}");
     assert_eq!((s["gaps"], s["ring_drops"], s["skip_misses"]), (0, 0, 0));
-    // Five connections: with two rings, the kernel's hash spread them (or not: it may put all
+    // Six connections: with two rings, the kernel's hash spread them (or not: it may put all
     // on one); either way each connection was read whole by one reader.
-    assert_eq!(s["connections"], 5);
+    assert_eq!(s["connections"], 6);
     assert!(s["filter_skipped_bytes"] > 0, "the readers asked for skips");
-    assert!(s["skip_requests"] >= 10, "a stretch per large body");
+    assert!(s["skip_requests"] >= 11, "a stretch per large body");
+    assert!(s["filter_head_stretches"] >= 10);
 }

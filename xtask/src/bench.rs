@@ -219,6 +219,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     http2_speed(&mut b)?;
     load::skipping(&mut b, root)?;
     load::fanout(&mut b, root)?;
+    load::filter_cost(&mut b, root)?;
 
     println!("\ntargets:");
     for t in &b.targets {

@@ -95,7 +95,7 @@ impl LiveSource {
         if opts.interfaces.is_empty() {
             bail!("no interface given");
         }
-        let filter = KernelFilter::load(&opts.ports)?;
+        let filter = KernelFilter::load(&opts.ports, opts.skip_bodies)?;
         let mut rings = Vec::new();
         let mut ring_iface = Vec::new();
         let fanout = opts.fanout.max(1);
@@ -244,6 +244,7 @@ impl PacketSource for LiveSource {
             skip_requests: self.feedback.skip_requests.load(Ordering::Relaxed),
             filter_skipped: c.skipped,
             filter_skipped_bytes: c.skipped_bytes,
+            filter_head_stretches: c.head_stretches,
             tracked_conns: filter.tracked(),
             ..CaptureStats::default()
         }

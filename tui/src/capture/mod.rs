@@ -38,6 +38,8 @@ crate::counters! {
         filter_skipped: "filter_skipped" Counter,
         /// The payload bytes of those packets, never copied to userspace (live only).
         filter_skipped_bytes: "filter_skipped_bytes" Counter,
+        /// Stretches the filter set itself from a response head it read (live only).
+        filter_head_stretches: "filter_head_stretches" Counter,
         /// Connection directions the filter's map holds now (live only).
         tracked_conns: "tracked_conns" Gauge,
         /// Records a file reader had to skip (corrupt or cut short).

@@ -1,6 +1,7 @@
 //! The live rows of `cargo xtask bench`, under wrk's maximum rate across a veth: kernel body
 //! skipping on and off with 5 MiB and 100 MiB bodies (xtask/scripts/skip-load.sh), and capture
-//! over one ring or a fanout of two (xtask/scripts/fanout-load.sh), held to issue 14's targets.
+//! over one ring or a fanout of two (xtask/scripts/fanout-load.sh), held to issue 14's targets,
+//! and the kernel filter's own time per packet (xtask/scripts/filter-cost.sh).
 
 use std::{collections::HashMap, path::Path, process::Command};
 
@@ -192,5 +193,59 @@ pub(super) fn fanout(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
         .into(),
         Some(!helps),
     );
+    Ok(())
+}
+
+/// What reading response heads costs the kernel filter: its run time per packet (the kernel's
+/// BPF statistics) with body skipping on and off, on small pages and on 5 MiB bodies.
+pub(super) fn filter_cost(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
+    if !is_root() {
+        eprintln!("xtask: not root, so the kernel filter's cost rows are left out");
+        return Ok(());
+    }
+    let text = load(b, root, "filter-cost.sh", "5")?;
+    let rows = rows(&text, "filter-row ");
+    let find = |label: &str| {
+        rows.iter()
+            .find(|r| r["label"] == label)
+            .with_context(|| format!("no {label} filter row"))
+    };
+    println!(
+        "\nthe kernel filter's own time (kernel.bpf_stats_enabled; wrk at its maximum rate, 5 s a run; xtask/scripts/filter-cost.sh):"
+    );
+    println!(
+        "  {:<14} {:>10} {:>10} {:>10} {:>13}",
+        "run", "wrk req/s", "packets", "ns/packet", "heads read"
+    );
+    for r in &rows {
+        println!(
+            "  {:<14} {:>10.0} {:>10} {:>10} {:>13}",
+            r["label"],
+            num(r, "wrk_rps"),
+            r["runs"],
+            r["ns_per_run"],
+            r["head_stretches"]
+        );
+    }
+    for (what, on, off) in [
+        (
+            "600-byte pages, head in a segment of its own",
+            "small-skip",
+            "small-noskip",
+        ),
+        (
+            "600-byte pages, head and page in one segment",
+            "small1-skip",
+            "small1-noskip",
+        ),
+        ("5 MiB bodies", "5m-skip", "5m-noskip"),
+    ] {
+        let (s, c) = (find(on)?, find(off)?);
+        b.target(
+            &format!("filter ns/packet, skipping on vs off: {what}"),
+            format!("{} vs {}", s["ns_per_run"], c["ns_per_run"]),
+            None,
+        );
+    }
     Ok(())
 }

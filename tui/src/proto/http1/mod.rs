@@ -35,11 +35,16 @@ pub mod parser;
 
 use std::collections::VecDeque;
 
+// The kernel filter's rules (`common/`): a body is skipped from SKIP_MIN bytes on, in stretches of
+// at most SKIP_MAX that end where a multiple of it is left, so the next is due when a call
+// crosses such a point, with no state kept.
+use http_top_common::{SKIP_MAX, SKIP_MIN, stretch};
+
 use self::{
     pairing::{
         Answer, H2C, HTTP10, INTERIM, Pending, ReqState, Response, TOUCHED, TUNNEL, UNMATCHED,
     },
-    parser::{Event, MessageParser, ParseError},
+    parser::{Event, Framing, MessageParser, ParseError},
 };
 use super::{BodyAhead, Ctx, Detecting, Parser, RequestLine};
 use crate::flow::CloseReason;
@@ -100,20 +105,6 @@ pub struct Http1Conn {
     /// (the end is the start plus its size).
     last_end: u32,
     last_end_known: bool,
-}
-
-/// Body bytes worth asking the kernel filter to skip: below this, the map update costs about
-/// what copying the bytes would.
-pub const SKIP_MIN: u64 = 32 * 1024;
-/// The longest stretch asked for at once, far below 2^31 so sequence numbers compare
-/// unambiguously. A longer body is asked for in stretches that end where what is left of it is
-/// a multiple of this, so the next is due when a call crosses such a point, with no state kept.
-pub const SKIP_MAX: u64 = 1 << 30;
-
-/// The stretch to ask for when `ahead` body bytes are left: up to the next point where a
-/// multiple of [`SKIP_MAX`] is left.
-fn stretch(ahead: u64) -> u64 {
-    (ahead - 1) % SKIP_MAX + 1
 }
 
 impl Http1Conn {
@@ -185,11 +176,18 @@ impl Http1Conn {
                 self.response.first_ns = ts;
             }
             Event::Head(head) => {
+                // A length the kernel filter may have read from the head and skipped by.
+                let announced = head.content_length.is_some_and(|n| n >= SKIP_MIN);
                 let framing = if from_client {
                     self.request_head(head)
                 } else {
                     self.response_head(head)
                 };
+                if announced && !from_client && framing == Some(Framing::None) {
+                    // It announced a body it does not send (the answer to a HEAD): whatever the
+                    // filter set from the length must go before the next response is cut.
+                    self.clear_skip(cx, dir, cursor);
+                }
                 match framing {
                     Some(f) => match self.parsers[dir].set_framing(f) {
                         Some(ev) => self.event(cx, dir, ev, cursor, ts),
@@ -345,6 +343,19 @@ impl Http1Conn {
             offset: at,
             len: stretch(ahead) as u32,
         });
+    }
+
+    /// Asks the filter to drop any stretch of direction `dir` (one it set from a head that
+    /// announced a body that does not come).
+    fn clear_skip(&mut self, cx: &mut Ctx<'_>, dir: usize, at: u32) {
+        if let Some(out) = cx.bodies_ahead.as_deref_mut() {
+            out.push(BodyAhead {
+                src: cx.info.addrs[dir],
+                dst: cx.info.addrs[1 - dir],
+                offset: at,
+                len: 0,
+            });
+        }
     }
 
     /// After a call that read or skipped bytes of direction `dir`, with `before` body bytes
