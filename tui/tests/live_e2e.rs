@@ -596,7 +596,17 @@ fn ring_overflow_is_counted_and_connections_resynchronise() {
     let top = Capture::start_json(
         &link.client,
         &dir,
-        &["--ring-mb", "4", "-i", &link.vc, "--port", &port],
+        // --no-skip: with body skipping the filter would cut the 4 MB bodies to their
+        // headers and the ring would not fill.
+        &[
+            "--ring-mb",
+            "4",
+            "--no-skip",
+            "-i",
+            &link.vc,
+            "--port",
+            &port,
+        ],
     );
     let script = format!(
         "import http.client, sys\n\

@@ -1,4 +1,5 @@
-//! `--packets`: one line per captured TCP segment, in the spirit of bcc's `http_filter`:
+//! `--packets`: one line per captured TCP segment, in the spirit of bcc's `http_filter`; `len` is
+//! the payload the segment carried on the wire, whether or not the frame holds all of it:
 //!
 //! ```text
 //! 14:05:12.123456 veth0 tx 10.0.0.2:41234 > 10.0.0.1:80 [P.] len=78 "GET / HTTP/1.1"
@@ -45,10 +46,12 @@ pub fn packet_line<W: Write>(out: &mut W, p: &Packet<'_>, ifaces: &[String]) -> 
         seg.src,
         seg.dst,
         flag_letters(seg.flags),
-        seg.payload.len(),
+        // As tcpdump's `length`: what the segment carried on the wire, captured or not.
+        seg.payload.len() as u64 + u64::from(seg.uncaptured),
     )?;
     if (p.data.len() as u64) < u64::from(p.orig_len) {
-        // The snap length cut the frame: the payload shown is only what was captured.
+        // A snap length or the filter's body skipping cut the frame: the payload shown is only
+        // what was captured.
         write!(out, " captured={}/{}", p.data.len(), p.orig_len)?;
     }
     let mut head = [0u8; HTTP_TOKEN_MAX];
