@@ -215,7 +215,7 @@ pub(super) fn filter_cost(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
     );
     println!(
         "  {:<14} {:>10} {:>10} {:>10} {:>13}",
-        "run", "wrk req/s", "packets", "ns/packet", "heads read"
+        "run", "wrk req/s", "packets", "ns/packet", "stretches set"
     );
     for r in &rows {
         println!(
