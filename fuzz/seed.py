@@ -1,5 +1,6 @@
 """Seeds the fuzz corpora from real captures (../assets/corpus and ../assets/demo.pcap):
-whole files for pcap_file, single frames for decode, and per-connection payload sequences in the
+whole files for pcap_file, single frames for decode, response heads for head_scan, and
+per-connection payload sequences in the
 http_streams chunk format (header byte: bit 7 = from server, bit 6 = never captured, bits 0-5 = length).
 
 Usage: python3 seed.py   (writes corpus/<target>/, which git ignores)
@@ -58,6 +59,8 @@ def main():
             if i < 200:
                 write("decode", b"\x00" + fr)
             p = tcp_payload(fr)
+            if p and p[2].startswith(b"HTTP/1."):
+                write("head_scan", p[2][:600])
             if p and p[2]:
                 key, from_server, payload = p
                 s = streams.setdefault(key, bytearray())
@@ -67,7 +70,7 @@ def main():
                         s += bytes([(0x80 if from_server else 0) | len(piece)]) + piece
         for s in list(streams.values())[:20]:
             write("http_streams", bytes(s))
-    for t in ("decode", "reassembly", "http_streams", "pcap_file"):
+    for t in ("decode", "reassembly", "http_streams", "pcap_file", "head_scan"):
         d = os.path.join(HERE, "corpus", t)
         print(t, len(os.listdir(d)) if os.path.isdir(d) else 0)
 

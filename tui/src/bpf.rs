@@ -200,8 +200,10 @@ impl KernelFilter {
     /// itself, or it is a later body's); `false` when the filter no longer holds the connection
     /// (closed, or evicted from the LRU map), which then needs none.
     ///
-    /// Read, then written whole: a flag the filter sets in between is lost (a HEAD request seen
-    /// in that microsecond; its answer then costs a counted gap at worst).
+    /// Read, then written whole: a field the filter changes in between is lost. The filter's HEAD
+    /// flag lives in the client's direction, which gets a stretch only for a request body (an
+    /// upload of at least 32 KiB on a connection that also asks HEAD, in the same
+    /// microseconds); its answer would then cost a counted gap at worst.
     pub fn skip(&mut self, hint: &SkipHint) -> bool {
         let key = key_of(hint.src, hint.dst);
         let Ok(mut v) = self.conns.get(&key, 0) else {
