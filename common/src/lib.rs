@@ -134,6 +134,10 @@ pub const fn stretch(ahead: u64) -> u64 {
     (ahead - 1) % SKIP_MAX + 1
 }
 
+/// Most fields a head may have: userspace's parser (httparse with this many slots) calls a head
+/// with more too large, so the filter reads no further either.
+pub const HEAD_FIELDS_MAX: u32 = 128;
+
 /// How many bytes of a response the filter reads for its head, at most.
 pub const HEAD_SCAN: usize = 512;
 const _: () = assert!(HEAD_SCAN.is_power_of_two());
@@ -350,6 +354,9 @@ pub struct HeadScan {
     cr: u32,
     /// The next byte's offset in the payload.
     at: u32,
+    /// Lines ended so far, the status line included.
+    lines: u32,
+    _pad: u32,
 }
 
 impl Default for HeadScan {
@@ -373,6 +380,8 @@ impl HeadScan {
             head_len: 0,
             cr: 0,
             at: STATUS_PREFIX as u32,
+            lines: 0,
+            _pad: 0,
         }
     }
 
@@ -479,6 +488,10 @@ impl HeadScan {
                 self.state = NONE;
             }
             return false;
+        }
+        self.lines += 1;
+        if self.lines > HEAD_FIELDS_MAX + 1 {
+            return self.give_up(); // more fields than userspace parses
         }
         match self.state {
             // A field line without a colon (or an empty value): userspace rejects it.
@@ -852,6 +865,20 @@ mod tests {
         // The same length twice is one length.
         let h = b"HTTP/1.1 200 OK\r\nContent-Length: 40000\r\nContent-Length: 40000\r\n\r\n";
         assert_eq!(scan(h), Some((h.len() as u32, 40_000)));
+    }
+
+    #[test]
+    fn a_head_with_more_fields_than_userspace_parses_is_left_to_it() {
+        let head = |fields: u32| {
+            let mut h = b"HTTP/1.1 200 OK\r\nContent-Length: 99999\n".to_vec();
+            for _ in 1..fields {
+                h.extend_from_slice(b"h:\n");
+            }
+            h.extend_from_slice(b"\n");
+            h
+        };
+        assert!(scan(&head(HEAD_FIELDS_MAX)).is_some());
+        assert_eq!(scan(&head(HEAD_FIELDS_MAX + 1)), None);
     }
 
     #[test]

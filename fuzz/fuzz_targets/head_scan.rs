@@ -11,7 +11,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(body >= http_top_common::SKIP_MIN);
-    let mut fields = [httparse::EMPTY_HEADER; 64];
+    // As many slots as userspace's parser has.
+    let mut fields = [httparse::EMPTY_HEADER; http_top_common::HEAD_FIELDS_MAX as usize];
     let mut r = httparse::Response::new(&mut fields);
     let parsed = r.parse(data);
     assert!(

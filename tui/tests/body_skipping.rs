@@ -413,7 +413,8 @@ fn the_answer_to_a_head_is_cleared_before_it_costs_the_next_one() {
 /// length)` when the head is complete and its body has a Content-Length (every field of that
 /// name all digits and equal), no Transfer-Encoding, and a status that allows a body.
 fn httparse_body(bytes: &[u8]) -> Option<(usize, u64)> {
-    let mut fields = [httparse::EMPTY_HEADER; 32];
+    // As many slots as userspace's parser has.
+    let mut fields = [httparse::EMPTY_HEADER; http_top_common::HEAD_FIELDS_MAX as usize];
     let mut r = httparse::Response::new(&mut fields);
     let httparse::Status::Complete(head) = r.parse(bytes).ok()? else {
         return None;

@@ -24,7 +24,7 @@ pub enum ParseError {
 /// Longest head (start line and fields) accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields accepted in one head.
-pub const MAX_HEADERS: usize = 128;
+pub const MAX_HEADERS: usize = http_top_common::HEAD_FIELDS_MAX as usize;
 
 /// What the start line and the fields that matter say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
