@@ -335,8 +335,9 @@ const NO_LENGTH: u64 = u64::MAX;
 /// the empty line; Transfer-Encoding, a second different length, a malformed value, or a head
 /// longer than [`HEAD_SCAN`] leave the decision to userspace. It cannot know the request (a HEAD's
 /// response announces a length and sends no body): the filter does not read the heads of a
-/// connection that has carried a HEAD request, and bytes cut wrongly are counted as gaps by
-/// userspace, never taken as body.
+/// connection whose client segments have started with `HEAD ` (a HEAD pipelined behind another
+/// request in one segment is not seen). Bytes cut wrongly are taken as body by userspace only
+/// where its own parse puts a body; anywhere else they are a counted gap, never a wrong number.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct HeadScan {

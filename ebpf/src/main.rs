@@ -214,7 +214,7 @@ fn head_asked(key: &ConnKey) -> bool {
 }
 
 /// A response head being read: the per-CPU scratch value. The scan lives in the map, not on the
-/// stack: the verifier knows nothing of a map value's contents, so each call of [`scan_byte`]
+/// stack: the verifier knows nothing of a map value's contents, so each call of [`scan_bytes`]
 /// starts from unknown values and is checked once; from the stack it would follow every value of
 /// every field through 500 calls, past its instruction limit.
 #[repr(C)]
