@@ -27,10 +27,6 @@ pub const CONFIG_PORT_FILTER: u32 = 0;
 /// Config index: non-zero when the filter may cut body bytes (`--no-skip` leaves it 0).
 pub const CONFIG_SKIP_BODIES: u32 = 1;
 
-/// Per-CPU array of one [`HeadScan`]: where the filter copies the start of a response to read its
-/// head (the BPF stack is too small for it).
-pub const SCRATCH_MAP: &str = "HTTP_SCRATCH";
-
 /// Per-CPU array of `u64` counters, indexed by the `STAT_*` constants.
 pub const STATS_MAP: &str = "HTTP_FILTER_STATS";
 /// Packets the filter ran on.
@@ -261,6 +257,13 @@ pub fn skippable_status(p: &[u8; STATUS_PREFIX]) -> bool {
     !matches!((s0, s1, s2), (b'2', b'0', b'4') | (b'3', b'0', b'4'))
 }
 
+/// Whether a client segment starting with `start` is a HEAD request ([`FLAG_HEAD_ASKED`]).
+#[inline(always)]
+#[must_use]
+pub fn asks_head(start: &[u8]) -> bool {
+    start.starts_with(b"HEAD ")
+}
+
 /// A response's first segment at least this long may open a body worth skipping whatever it
 /// ends with; a shorter one only if it is a head alone ([`head_worth_reading`]).
 pub const HEAD_READ_MIN: usize = 1024;
@@ -434,7 +437,7 @@ impl HeadScan {
 
     /// Takes byte `b`, at offset `at` of the payload; false once the scan has decided.
     #[inline(always)]
-    pub fn step(&mut self, b: u8, at: u32) -> bool {
+    fn step(&mut self, b: u8, at: u32) -> bool {
         if self.cr != 0 && b != b'\n' {
             return self.give_up(); // a CR not ending a line
         }
@@ -849,23 +852,19 @@ mod tests {
         assert_eq!(h2_frame_len(b"HTTP/1.1 "), None);
     }
 
-    fn scan(s: &[u8]) -> Option<(u32, u64)> {
-        response_body(s)
-    }
-
     #[test]
     fn a_response_head_with_a_long_body_is_read_in_the_kernel() {
         let h = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5242880\r\nConnection: keep-alive\r\n\r\nBODY";
-        assert_eq!(scan(h), Some((h.len() as u32 - 4, 5_242_880)));
+        assert_eq!(response_body(h), Some((h.len() as u32 - 4, 5_242_880)));
         // nginx's head of a static file, as it sends it.
         let h = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 03 Dec 2026 00:10:00 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 5242880\r\nLast-Modified: Thu, 03 Dec 2026 00:09:00 GMT\r\nConnection: keep-alive\r\nETag: \"abc-500000\"\r\nAccept-Ranges: bytes\r\n\r\n";
-        assert_eq!(scan(h), Some((h.len() as u32, 5_242_880)));
+        assert_eq!(response_body(h), Some((h.len() as u32, 5_242_880)));
         // Any case, spaces after the colon, HTTP/1.0.
         let h = b"HTTP/1.0 206 Partial\r\ncontent-LENGTH:   100000\r\n\r\n";
-        assert_eq!(scan(h), Some((h.len() as u32, 100_000)));
+        assert_eq!(response_body(h), Some((h.len() as u32, 100_000)));
         // The same length twice is one length.
         let h = b"HTTP/1.1 200 OK\r\nContent-Length: 40000\r\nContent-Length: 40000\r\n\r\n";
-        assert_eq!(scan(h), Some((h.len() as u32, 40_000)));
+        assert_eq!(response_body(h), Some((h.len() as u32, 40_000)));
     }
 
     #[test]
@@ -878,8 +877,8 @@ mod tests {
             h.extend_from_slice(b"\n");
             h
         };
-        assert!(scan(&head(HEAD_FIELDS_MAX)).is_some());
-        assert_eq!(scan(&head(HEAD_FIELDS_MAX + 1)), None);
+        assert!(response_body(&head(HEAD_FIELDS_MAX)).is_some());
+        assert_eq!(response_body(&head(HEAD_FIELDS_MAX + 1)), None);
     }
 
     #[test]
@@ -900,17 +899,23 @@ mod tests {
             b"HTTP/2.0 200 OK\r\nContent-Length: 99999\r\n\r\n",
             b"GET / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n",
         ] {
-            assert_eq!(scan(h), None, "{:?}", core::str::from_utf8(h));
+            assert_eq!(response_body(h), None, "{:?}", core::str::from_utf8(h));
         }
         // A head longer than the scan.
         let mut long = [b'a'; HEAD_SCAN];
         long[..17].copy_from_slice(b"HTTP/1.1 200 OK\r\n");
         assert_eq!(response_body(&long), None);
         // A head cut short by the end of its segment, whatever follows in the buffer.
-        assert_eq!(scan(b"HTTP/1.1 200 OK\r\nContent-Length: 99999"), None);
-        assert_eq!(scan(b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n"), None);
         assert_eq!(
-            scan(b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r"),
+            response_body(b"HTTP/1.1 200 OK\r\nContent-Length: 99999"),
+            None
+        );
+        assert_eq!(
+            response_body(b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n"),
+            None
+        );
+        assert_eq!(
+            response_body(b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r"),
             None
         );
     }

@@ -38,8 +38,8 @@ use http_top_common::{
     FAMILY_IPV4, FAMILY_IPV6, FLAG_HEAD_ASKED, H2_FRAME_HEAD, HEAD_CHUNK, HEAD_SCAN,
     HTTP_TOKEN_MAX, HeadBytes, HeadScan, PORT_MAP_CAPACITY, STAT_HEAD_STRETCHES,
     STAT_INSERT_FAILED, STAT_KEPT_CONN, STAT_KEPT_START, STAT_SEEN, STAT_SKIPPED,
-    STAT_SKIPPED_BYTES, STATS_LEN, STATUS_PREFIX, h2_frame_len, head_worth_reading, skip_verdict,
-    skippable_status, starts_http_message, stretch,
+    STAT_SKIPPED_BYTES, STATS_LEN, STATUS_PREFIX, asks_head, h2_frame_len, head_worth_reading,
+    skip_verdict, skippable_status, starts_http_message, stretch,
 };
 
 #[map(name = "HTTP_CONNS")]
@@ -139,7 +139,7 @@ fn try_filter(ctx: &SkBuffContext) -> Result<Verdict, ()> {
             // No stretch in force: a response head with a long body starts the next one here,
             // without waiting for userspace to read it.
             let first: [u8; STATUS_PREFIX] = ctx.load(seg.payload_off).map_err(|_| ())?;
-            if first.starts_with(b"HEAD ") {
+            if asks_head(&first) {
                 // SAFETY: as above.
                 unsafe { (*value).flags |= FLAG_HEAD_ASKED };
             } else if skippable_status(&first)
@@ -176,11 +176,7 @@ fn try_filter(ctx: &SkBuffContext) -> Result<Verdict, ()> {
     let value = ConnValue {
         last_seen_ns: now,
         packets: 1,
-        flags: if head.starts_with(b"HEAD ") {
-            FLAG_HEAD_ASKED
-        } else {
-            0
-        },
+        flags: if asks_head(&head) { FLAG_HEAD_ASKED } else { 0 },
         ..ConnValue::default()
     };
     let back = ConnValue {

@@ -27,7 +27,8 @@ use http_top::{
     proto::Exchange,
 };
 use http_top_common::{
-    STATUS_PREFIX, head_worth_reading, replaces_stretch, response_body, skip_verdict, stretch,
+    STATUS_PREFIX, asks_head, head_worth_reading, replaces_stretch, response_body, skip_verdict,
+    stretch,
 };
 
 fn asset(name: &str) -> PathBuf {
@@ -136,7 +137,7 @@ fn read_source(
                 .get(&(seg.src, seg.dst))
                 .is_some_and(|&(seq, len)| skip_verdict(seq, len, seg.seq, 1) == Some(true));
             if covered {
-            } else if seg.payload.starts_with(b"HEAD ") {
+            } else if asks_head(seg.payload) {
                 if requests {
                     head_asked.insert((seg.src, seg.dst));
                 }

@@ -248,6 +248,19 @@ pub struct BodyAhead {
     pub len: u32,
 }
 
+impl BodyAhead {
+    /// `len` bytes from `offset` of direction `dir` of the connection between `addrs`; a length
+    /// of 0 asks the filter to drop the stretch it holds from there.
+    pub fn of(addrs: &[SocketAddr; 2], dir: usize, offset: u32, len: u32) -> Self {
+        Self {
+            src: addrs[dir],
+            dst: addrs[1 - dir],
+            offset,
+            len,
+        }
+    }
+}
+
 /// One protocol's state for one connection, fed its reassembled streams in order.
 pub trait Parser {
     /// In-order bytes of direction `dir`, one captured segment's worth (or the part of it not

@@ -26,6 +26,13 @@ pub(super) fn rows(out: &str, tag: &str) -> Vec<Row> {
         .collect()
 }
 
+/// The row of `rows` labelled `label`.
+fn labelled<'a>(rows: &'a [Row], label: &str) -> anyhow::Result<&'a Row> {
+    rows.iter()
+        .find(|r| r["label"] == label)
+        .with_context(|| format!("no {label} row"))
+}
+
 pub(super) fn num(r: &Row, k: &str) -> f64 {
     r.get(k).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
 }
@@ -172,11 +179,7 @@ pub(super) fn fanout(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
     }
     let text = load(b, root, "fanout-load.sh", "8")?;
     let rows = rows(&text, "fanout-row ");
-    let find = |label: &str| {
-        rows.iter()
-            .find(|r| r["label"] == label)
-            .with_context(|| format!("no {label} fanout row"))
-    };
+    let find = |label: &str| labelled(&rows, label);
     println!(
         "\none ring or a fanout of two (wrk -c 16 at its maximum rate on a 600-byte page, 8 s a run; xtask/scripts/fanout-load.sh):"
     );
@@ -228,11 +231,7 @@ pub(super) fn filter_cost(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
     }
     let text = load(b, root, "filter-cost.sh", "5")?;
     let rows = rows(&text, "filter-row ");
-    let find = |label: &str| {
-        rows.iter()
-            .find(|r| r["label"] == label)
-            .with_context(|| format!("no {label} filter row"))
-    };
+    let find = |label: &str| labelled(&rows, label);
     println!(
         "\nthe kernel filter's own time (kernel.bpf_stats_enabled; wrk at its maximum rate, 5 s a run; xtask/scripts/filter-cost.sh):"
     );

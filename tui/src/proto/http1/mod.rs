@@ -337,24 +337,19 @@ impl Http1Conn {
         if ahead < SKIP_MIN {
             return;
         }
-        out.push(BodyAhead {
-            src: cx.info.addrs[dir],
-            dst: cx.info.addrs[1 - dir],
-            offset: at,
-            len: stretch(ahead) as u32,
-        });
+        out.push(BodyAhead::of(
+            &cx.info.addrs,
+            dir,
+            at,
+            stretch(ahead) as u32,
+        ));
     }
 
     /// Asks the filter to drop any stretch of direction `dir` (one it set from a head that
     /// announced a body that does not come).
     fn clear_skip(&mut self, cx: &mut Ctx<'_>, dir: usize, at: u32) {
         if let Some(out) = cx.bodies_ahead.as_deref_mut() {
-            out.push(BodyAhead {
-                src: cx.info.addrs[dir],
-                dst: cx.info.addrs[1 - dir],
-                offset: at,
-                len: 0,
-            });
+            out.push(BodyAhead::of(&cx.info.addrs, dir, at, 0));
         }
     }
 
