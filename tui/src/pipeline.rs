@@ -4,7 +4,7 @@ use crate::{
     decode::{self, DecodeError, Segment},
     flow::{FlowConfig, FlowStats, FlowTable},
     packet::{Packet, SkipHint},
-    proto::{Conn, Exchange, HttpStats, Protocols},
+    proto::{Conn, Exchange, HttpStats, Protocols, SpareLines},
 };
 
 crate::counters! {
@@ -151,6 +151,12 @@ impl Pipeline {
                 break;
             }
         }
+    }
+
+    /// Takes the request-line buffers in `spare` (those of exchanges it made, delivered) for
+    /// the next requests' lines.
+    pub fn reuse_lines(&mut self, spare: &mut SpareLines) {
+        self.http.spare.take_all(spare);
     }
 
     /// Whether exchanges completed since the last [`Self::drain`].

@@ -52,32 +52,53 @@ impl Protocol {
 
 /// A request's method, target and Host (HTTP/1.x) or `:authority` value, raw, in one allocation:
 /// a connection holds one for each request waiting for its response, and under a flood of
-/// unanswered requests three small allocations each were a fifth of the memory.
-#[derive(Clone, PartialEq, Eq)]
+/// unanswered requests three small allocations each were a fifth of the memory. The buffer may be
+/// longer than what it holds: buffers are reused ([`SpareLines`]).
+#[derive(Clone)]
 pub struct RequestLine {
     buf: Box<[u8]>,
     /// 16-bit offsets keep a waiting request at 64 bytes (a table of 100 000 connections, each
     /// with a request waiting, is the flood the memory bound is measured on).
     method_end: u16,
     target_end: u16,
+    /// End of the Host value: what `buf` holds ends here.
+    end: u16,
     has_host: bool,
 }
 
 impl RequestLine {
-    /// Method and target come from a head of at most 64 KiB that also holds the version and the
-    /// line ends, so their ends fit in 16 bits; longer ones (from elsewhere) are cut.
+    /// Longest method, target and Host together: a head of at most 64 KiB holds them with the
+    /// version and line ends, so they fit 16-bit offsets; longer ones (an HTTP/2 header block)
+    /// are cut, target and Host last.
+    const MAX: usize = u16::MAX as usize;
+
+    /// A line in a fresh buffer.
     pub fn new(method: &[u8], target: &[u8], host: Option<&[u8]>) -> Self {
-        let method = &method[..method.len().min(usize::from(u16::MAX))];
-        let target = &target[..target.len().min(usize::from(u16::MAX) - method.len())];
+        Self::new_in(&mut SpareLines::default(), method, target, host)
+    }
+
+    /// A line in a buffer from `spare` when one there is long enough.
+    pub fn new_in(
+        spare: &mut SpareLines,
+        method: &[u8],
+        target: &[u8],
+        host: Option<&[u8]>,
+    ) -> Self {
+        let method = &method[..method.len().min(Self::MAX)];
+        let target = &target[..target.len().min(Self::MAX - method.len())];
+        let target_end = method.len() + target.len();
         let host_bytes = host.unwrap_or_default();
-        let mut buf = Vec::with_capacity(method.len() + target.len() + host_bytes.len());
-        buf.extend_from_slice(method);
-        buf.extend_from_slice(target);
-        buf.extend_from_slice(host_bytes);
+        let host_bytes = &host_bytes[..host_bytes.len().min(Self::MAX - target_end)];
+        let end = target_end + host_bytes.len();
+        let mut buf = spare.take(end);
+        buf[..method.len()].copy_from_slice(method);
+        buf[method.len()..target_end].copy_from_slice(target);
+        buf[target_end..end].copy_from_slice(host_bytes);
         Self {
-            buf: buf.into_boxed_slice(),
+            buf,
             method_end: method.len() as u16,
-            target_end: (method.len() + target.len()) as u16,
+            target_end: target_end as u16,
+            end: end as u16,
             has_host: host.is_some(),
         }
     }
@@ -92,7 +113,74 @@ impl RequestLine {
 
     /// The first Host field's value; `None` when the request had none.
     pub fn host(&self) -> Option<&[u8]> {
-        self.has_host.then(|| &self.buf[self.target_end as usize..])
+        self.has_host
+            .then(|| &self.buf[self.target_end as usize..self.end as usize])
+    }
+}
+
+impl PartialEq for RequestLine {
+    fn eq(&self, other: &Self) -> bool {
+        // What the lines hold, not the room their buffers have.
+        self.method() == other.method()
+            && self.target() == other.target()
+            && self.host() == other.host()
+    }
+}
+
+impl Eq for RequestLine {}
+
+/// Request-line buffers given back once their exchanges were delivered, for the next requests to
+/// reuse. With worker threads an exchange is made on a worker and dropped on the session's thread,
+/// where glibc frees each buffer under the worker's arena lock while the worker allocates the next
+/// under the same lock: that malloc and free were a tenth of a run of small requests. Bounded:
+/// buffers past [`SpareLines::MAX`] are freed.
+#[derive(Default)]
+pub struct SpareLines(Vec<Box<[u8]>>);
+
+impl std::fmt::Debug for SpareLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // What the buffers held came off the wire: not printed.
+        write!(f, "SpareLines({} buffers)", self.0.len())
+    }
+}
+
+impl SpareLines {
+    /// More than a worker has in flight between two batches of a small-request run.
+    pub(crate) const MAX: usize = 4096;
+
+    /// Keeps `line`'s buffer for a later line.
+    pub fn give(&mut self, line: RequestLine) {
+        if self.0.len() < Self::MAX {
+            self.0.push(line.buf);
+        }
+    }
+
+    /// Moves `other`'s buffers here, up to the bound (the rest are freed).
+    pub fn take_all(&mut self, other: &mut SpareLines) {
+        let room = Self::MAX.saturating_sub(self.0.len());
+        self.0.extend(other.0.drain(..).take(room));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A buffer of at least `len` bytes: the latest one given back when it is long enough
+    /// (lines of one service are much alike), else a fresh one.
+    fn take(&mut self, len: usize) -> Box<[u8]> {
+        match self.0.pop() {
+            Some(b) if b.len() >= len => b,
+            _ => {
+                // glibc's blocks are 8 bytes of header and a multiple of 16 (32 at least): asking
+                // for all of the block costs no memory and lets a longer line reuse it.
+                let room = ((len + 8).next_multiple_of(16) - 8).max(24);
+                vec![0; room].into_boxed_slice()
+            }
+        }
     }
 }
 
@@ -228,6 +316,8 @@ crate::counters! {
 pub struct Ctx<'a> {
     pub stats: &'a mut HttpStats,
     pub exchanges: &'a mut Vec<Exchange>,
+    /// Buffers for the request lines of the exchanges parsers make.
+    pub spare: &'a mut SpareLines,
     pub info: &'a ConnInfo,
     /// Set by the HTTP/1.x parser when a 101 switched its connection to HTTP/2 (h2c): the layer
     /// hands the connection over once the segment is read.
@@ -324,6 +414,8 @@ pub struct Protocols {
     pub stats: HttpStats,
     /// Finished exchanges, in completion order; drained by the caller.
     pub exchanges: Vec<Exchange>,
+    /// Request-line buffers given back by whoever took the exchanges ([`SpareLines`]).
+    pub spare: SpareLines,
     /// An h2c upgrade seen in the segment being read.
     upgrade: Option<Box<http1::Upgrade>>,
     /// Bodies the parsers need not see, when [`Self::ask_skips`] turned it on; drained by the
@@ -336,6 +428,7 @@ impl Protocols {
         Ctx {
             stats: &mut self.stats,
             exchanges: &mut self.exchanges,
+            spare: &mut self.spare,
             info,
             upgrade: &mut self.upgrade,
             bodies_ahead: self.bodies_ahead.as_mut(),

@@ -661,6 +661,53 @@ fn connection_state_stays_small() {
     assert_eq!(size_of::<crate::proto::RequestLine>(), 24);
 }
 
+/// A request line in a reused buffer holds its own bytes and nothing of what the buffer held
+/// before; a buffer too short is not used; the spare list stays bounded; over-long lines are cut
+/// to what 16-bit offsets reach.
+#[test]
+fn request_lines_reuse_buffers() {
+    use crate::proto::{RequestLine, SpareLines};
+    let mut spare = SpareLines::default();
+    let long = RequestLine::new_in(
+        &mut spare,
+        b"OPTIONS",
+        b"/a/long/target?with=query",
+        Some(b"host.example:8080"),
+    );
+    let buffer = long.method().as_ptr();
+    spare.give(long);
+    let short = RequestLine::new_in(&mut spare, b"GET", b"/", None);
+    assert_eq!(
+        short.method().as_ptr(),
+        buffer,
+        "the buffer given back is used"
+    );
+    assert_eq!(
+        (short.method(), short.target(), short.host()),
+        (&b"GET"[..], &b"/"[..], None)
+    );
+    assert_eq!(short, RequestLine::new(b"GET", b"/", None));
+    assert_ne!(short, RequestLine::new(b"GET", b"/", Some(b"")));
+    spare.give(short);
+    let target = vec![b'x'; 500];
+    let big = RequestLine::new_in(&mut spare, b"GET", &target, Some(b"h"));
+    assert_ne!(
+        big.method().as_ptr(),
+        buffer,
+        "a buffer too short is not used"
+    );
+    assert_eq!((big.target(), big.host()), (&target[..], Some(&b"h"[..])));
+    assert!(spare.is_empty());
+    for _ in 0..SpareLines::MAX + 10 {
+        spare.give(RequestLine::new(b"GET", b"/", None));
+    }
+    assert_eq!(spare.len(), SpareLines::MAX);
+    let huge = vec![b'y'; 70_000];
+    let cut = RequestLine::new(b"GET", &huge, Some(b"host"));
+    assert_eq!(cut.target().len(), usize::from(u16::MAX) - 3);
+    assert_eq!(cut.host(), Some(&b""[..]));
+}
+
 mod loss {
     use proptest::prelude::*;
 

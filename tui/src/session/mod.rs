@@ -155,18 +155,18 @@ struct Naming {
 /// Hands an event to the outputs; an exchange gets its route and its endpoints' owners first,
 /// here on the session's one thread, so every output (and every run over the same capture) sees
 /// the same names.
-fn deliver(out: &mut dyn Output, naming: &mut Naming, ev: Event) -> anyhow::Result<()> {
+fn deliver(out: &mut dyn Output, naming: &mut Naming, ev: &mut Event) -> anyhow::Result<()> {
     match ev {
-        Event::Exchange(mut e) => {
+        Event::Exchange(e) => {
             if e.request_seen && !e.unparsable {
                 e.route = e.target().map(|t| naming.router.route(path_of(t)));
             }
             if let Some(r) = &mut naming.resolver {
-                r.resolve(&mut e);
+                r.resolve(e);
             }
-            out.exchange(&e)
+            out.exchange(e)
         }
-        Event::Tick(t) => out.tick(t),
+        Event::Tick(t) => out.tick(*t),
     }
 }
 
@@ -180,10 +180,17 @@ pub trait Engine {
     fn now_ns(&self) -> u64;
     /// A tick boundary at `now_ns`: exchanges completed before it are reported before the tick.
     fn tick(&mut self, now_ns: u64) -> anyhow::Result<()>;
-    /// Hands over what is ready, in order.
-    fn poll(&mut self, each: &mut dyn FnMut(Event) -> anyhow::Result<()>) -> anyhow::Result<()>;
+    /// Hands over what is ready, in order: `each` sees an event, and may change it, before the
+    /// engine drops it (or keeps what it can reuse).
+    fn poll(
+        &mut self,
+        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>;
     /// Ends the capture: every connection closes; hands over everything left.
-    fn finish(&mut self, each: &mut dyn FnMut(Event) -> anyhow::Result<()>) -> anyhow::Result<()>;
+    fn finish(
+        &mut self,
+        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>;
     /// The counters so far.
     fn totals(&self) -> Totals;
     /// Bodies found since the last call that need not be captured, for the live source.
@@ -223,24 +230,30 @@ impl Engine for Sequential {
         self.tick = Some(now_ns);
         Ok(())
     }
-    fn poll(&mut self, each: &mut dyn FnMut(Event) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    fn poll(
+        &mut self,
+        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         // Called after every packet; most complete nothing.
         if self.tick.is_none() && !self.pipeline.has_exchanges() {
             return Ok(());
         }
         if let Some(t) = self.tick.take() {
-            each(Event::Tick(t))?;
+            each(&mut Event::Tick(t))?;
         }
         self.pipeline
             .drain()
-            .try_for_each(|e| each(Event::Exchange(e)))
+            .try_for_each(|e| each(&mut Event::Exchange(e)))
     }
-    fn finish(&mut self, each: &mut dyn FnMut(Event) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    fn finish(
+        &mut self,
+        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         self.poll(each)?;
         let mut result = Ok(());
         self.pipeline.finish(|e| {
             if result.is_ok() {
-                result = each(Event::Exchange(e));
+                result = each(&mut Event::Exchange(e));
             }
         });
         result

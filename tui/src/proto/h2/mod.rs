@@ -417,7 +417,7 @@ impl H2Conn {
         let status = s.status.filter(|_| complete);
         let request = match (&s.method, &s.path) {
             (Some(m), Some(p)) if s.request_seen => {
-                Some(RequestLine::new(m, p, s.authority.as_deref()))
+                Some(RequestLine::new_in(cx.spare, m, p, s.authority.as_deref()))
             }
             _ => None,
         };

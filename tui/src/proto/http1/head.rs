@@ -2,7 +2,7 @@
 
 use http_top_common::{HTTP_TOKEN_MAX, starts_http_message};
 
-use crate::proto::RequestLine;
+use crate::proto::{RequestLine, SpareLines};
 
 /// Why a message could not be parsed. Counted, never logged per message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,15 +70,19 @@ pub(super) fn find_head_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
-/// A whole head.
-pub(super) fn parse_head(buf: &[u8]) -> Result<Head, ParseError> {
-    parse_head_prefix(buf)?
+/// A whole head; a request's line goes in a buffer from `spare`.
+pub(super) fn parse_head(buf: &[u8], spare: &mut SpareLines) -> Result<Head, ParseError> {
+    parse_head_prefix(buf, spare)?
         .map(|(_, h)| h)
         .ok_or(ParseError::BadHead)
 }
 
-/// The head at the start of `buf`: its length and what it says; `None` when `buf` ends first.
-pub(super) fn parse_head_prefix(buf: &[u8]) -> Result<Option<(usize, Head)>, ParseError> {
+/// The head at the start of `buf`: its length and what it says; `None` when `buf` ends first. A
+/// request's line goes in a buffer from `spare`.
+pub(super) fn parse_head_prefix(
+    buf: &[u8],
+    spare: &mut SpareLines,
+) -> Result<Option<(usize, Head)>, ParseError> {
     // Uninitialised: zeroing 128 header slots for every head was measurable.
     let mut fields =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -154,7 +158,8 @@ pub(super) fn parse_head_prefix(buf: &[u8]) -> Result<Option<(usize, Head)>, Par
                 .any(|t| trim(t).eq_ignore_ascii_case(b"close"));
         }
     }
-    head.request = request_line.map(|(method, target)| RequestLine::new(method, target, host));
+    head.request =
+        request_line.map(|(method, target)| RequestLine::new_in(spare, method, target, host));
     Ok(Some((len, head)))
 }
 

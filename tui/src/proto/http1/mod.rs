@@ -399,7 +399,7 @@ impl Parser for Http1Conn {
         let mut at_start = true;
         while !rest.is_empty() && self.mode == Mode::Http {
             let skipping = self.parsers[dir].resyncing();
-            let (n, ev) = self.parsers[dir].feed(ts, rest, at_start);
+            let (n, ev) = self.parsers[dir].feed(ts, rest, at_start, cx.spare);
             at_start = false;
             rest = &rest[n..];
             if skipping && from_client && n > 0 {

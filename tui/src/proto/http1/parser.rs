@@ -8,6 +8,7 @@
 
 pub use super::head::{Head, MAX_HEAD, MAX_HEADERS, ParseError, starts_message};
 use super::head::{find_head_end, parse_head, parse_head_prefix};
+use crate::proto::SpareLines;
 
 /// How the body after a head is delimited (RFC 9112 section 6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,8 +173,15 @@ impl MessageParser {
     }
 
     /// `at_segment_start`: `data` begins where a captured segment began (resynchronisation only
-    /// happens there). Returns the bytes consumed and the event reached, if any.
-    pub fn feed(&mut self, ts: u64, data: &[u8], at_segment_start: bool) -> (usize, Option<Event>) {
+    /// happens there). Returns the bytes consumed and the event reached, if any; a request head's
+    /// line goes in a buffer from `spare`.
+    pub fn feed(
+        &mut self,
+        ts: u64,
+        data: &[u8],
+        at_segment_start: bool,
+        spare: &mut SpareLines,
+    ) -> (usize, Option<Event>) {
         if data.is_empty() {
             return (0, None);
         }
@@ -205,7 +213,7 @@ impl MessageParser {
                 self.last_ts = ts;
                 (0, Some(Event::Start { ts }))
             }
-            State::Head => self.feed_head(ts, data),
+            State::Head => self.feed_head(ts, data, spare),
             State::AwaitFraming => (0, None),
             State::BodyLength(rem) => {
                 let n = (*rem).min(data.len() as u64);
@@ -228,9 +236,14 @@ impl MessageParser {
         }
     }
 
-    fn feed_head(&mut self, ts: u64, data: &[u8]) -> (usize, Option<Event>) {
+    fn feed_head(
+        &mut self,
+        ts: u64,
+        data: &[u8],
+        spare: &mut SpareLines,
+    ) -> (usize, Option<Event>) {
         if self.head.is_none()
-            && let Ok(Some((end, head))) = parse_head_prefix(data)
+            && let Ok(Some((end, head))) = parse_head_prefix(data, spare)
             && end <= MAX_HEAD
         {
             // The whole head is in this segment, as it nearly always is: parse it where it lies,
@@ -263,7 +276,7 @@ impl MessageParser {
         buf.truncate(end);
         self.bytes += used as u64;
         self.last_ts = ts;
-        let parsed = parse_head(buf);
+        let parsed = parse_head(buf, spare);
         // The head's buffer is not kept between messages: an idle connection (most of a big
         // table) then holds no buffer at all.
         self.head = None;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::proto::SpareLines;
 
 /// Feeds `data` split at every `step` bytes, answering heads with `framing(head)`; returns the
 /// events.
@@ -9,7 +10,7 @@ fn run(data: &[u8], step: usize, framing: impl Fn(&Head) -> Framing) -> Vec<Even
         let mut rest = part;
         let mut first = true;
         while !rest.is_empty() {
-            let (n, ev) = p.feed(i as u64, rest, first);
+            let (n, ev) = p.feed(i as u64, rest, first, &mut SpareLines::default());
             first = false;
             rest = &rest[n..];
             if let Some(ev) = ev {
@@ -118,15 +119,40 @@ fn oversized_head_and_too_many_headers_are_errors() {
 #[test]
 fn after_garbage_it_resyncs_on_a_segment_that_starts_a_message() {
     let mut p = MessageParser::default();
-    let (_, ev) = p.feed(1, b"\x16\x03\x01 not http", true);
+    let (_, ev) = p.feed(
+        1,
+        b"\x16\x03\x01 not http",
+        true,
+        &mut SpareLines::default(),
+    );
     assert_eq!(ev, Some(Event::Error(ParseError::BadHead)));
     // The rest of the garbage, then a segment that does not start a message, are skipped.
-    assert_eq!(p.feed(2, b"more", true), (4, None));
-    assert_eq!(p.feed(3, b"body GET / HTTP/1.1", true).0, 19);
-    // A segment starting a request brings it back.
-    assert_eq!(p.feed(4, b"GET / HTTP/1.1\r\n\r\n", true), (0, None));
     assert_eq!(
-        p.feed(4, b"GET / HTTP/1.1\r\n\r\n", true),
+        p.feed(2, b"more", true, &mut SpareLines::default()),
+        (4, None)
+    );
+    assert_eq!(
+        p.feed(3, b"body GET / HTTP/1.1", true, &mut SpareLines::default())
+            .0,
+        19
+    );
+    // A segment starting a request brings it back.
+    assert_eq!(
+        p.feed(
+            4,
+            b"GET / HTTP/1.1\r\n\r\n",
+            true,
+            &mut SpareLines::default()
+        ),
+        (0, None)
+    );
+    assert_eq!(
+        p.feed(
+            4,
+            b"GET / HTTP/1.1\r\n\r\n",
+            true,
+            &mut SpareLines::default()
+        ),
         (0, Some(Event::Start { ts: 4 }))
     );
 }
@@ -135,14 +161,17 @@ fn after_garbage_it_resyncs_on_a_segment_that_starts_a_message() {
 fn a_gap_inside_a_known_length_body_keeps_the_message() {
     let mut p = MessageParser::default();
     let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
-    p.feed(1, head, true);
-    let (n, ev) = p.feed(1, head, true);
+    p.feed(1, head, true, &mut SpareLines::default());
+    let (n, ev) = p.feed(1, head, true, &mut SpareLines::default());
     assert!(matches!(ev, Some(Event::Head(_))));
     assert_eq!(n, head.len());
     assert_eq!(p.set_framing(Framing::Length(100)), None);
-    assert_eq!(p.feed(2, &[b'x'; 30], true), (30, None));
+    assert_eq!(
+        p.feed(2, &[b'x'; 30], true, &mut SpareLines::default()),
+        (30, None)
+    );
     assert_eq!(p.gap(50, 3), None);
-    let (n, ev) = p.feed(4, &[b'x'; 30], true);
+    let (n, ev) = p.feed(4, &[b'x'; 30], true, &mut SpareLines::default());
     assert_eq!(n, 20);
     assert_eq!(
         ev,
@@ -157,10 +186,10 @@ fn a_gap_inside_a_known_length_body_keeps_the_message() {
 fn a_gap_past_the_end_of_a_body_completes_it_and_resyncs() {
     let mut p = MessageParser::default();
     let head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
-    p.feed(1, head, true);
-    p.feed(1, head, true);
+    p.feed(1, head, true, &mut SpareLines::default());
+    p.feed(1, head, true, &mut SpareLines::default());
     p.set_framing(Framing::Length(10));
-    p.feed(2, b"abc", true);
+    p.feed(2, b"abc", true, &mut SpareLines::default());
     // 7 body bytes and the start of the next message were never captured.
     assert_eq!(
         p.gap(50, 3),
@@ -170,9 +199,17 @@ fn a_gap_past_the_end_of_a_body_completes_it_and_resyncs() {
         })
     );
     // The rest of that next message is skipped; a segment starting a message resumes.
-    assert_eq!(p.feed(4, b"xyz\r\n\r\n", true), (7, None));
     assert_eq!(
-        p.feed(5, b"HTTP/1.1 204 No Content\r\n\r\n", true),
+        p.feed(4, b"xyz\r\n\r\n", true, &mut SpareLines::default()),
+        (7, None)
+    );
+    assert_eq!(
+        p.feed(
+            5,
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            true,
+            &mut SpareLines::default()
+        ),
         (0, None)
     );
 }
@@ -181,10 +218,10 @@ fn a_gap_past_the_end_of_a_body_completes_it_and_resyncs() {
 fn close_ends_a_close_delimited_body_and_truncates_others() {
     let mut p = MessageParser::default();
     let head = b"HTTP/1.0 200 OK\r\n\r\n";
-    p.feed(1, head, true);
-    p.feed(1, head, true);
+    p.feed(1, head, true, &mut SpareLines::default());
+    p.feed(1, head, true, &mut SpareLines::default());
     p.set_framing(Framing::Close);
-    p.feed(2, b"abc", true);
+    p.feed(2, b"abc", true, &mut SpareLines::default());
     assert_eq!(
         p.close(true),
         Some(Event::End {
@@ -193,8 +230,8 @@ fn close_ends_a_close_delimited_body_and_truncates_others() {
         })
     );
     let mut q = MessageParser::default();
-    q.feed(1, head, true);
-    q.feed(1, head, true);
+    q.feed(1, head, true, &mut SpareLines::default());
+    q.feed(1, head, true, &mut SpareLines::default());
     q.set_framing(Framing::Length(10));
     assert_eq!(q.close(true), Some(Event::Error(ParseError::Truncated)));
 }
@@ -203,6 +240,7 @@ fn close_ends_a_close_delimited_body_and_truncates_others() {
 fn head_fields() {
     let h = parse_head(
         b"GET http://h/p?q HTTP/1.0\r\nHOST: example\r\nConnection: keep-alive, Close\r\n\r\n",
+        &mut SpareLines::default(),
     )
     .unwrap();
     let r = h.request.expect("a request");
@@ -211,6 +249,10 @@ fn head_fields() {
     assert_eq!(r.host(), Some(&b"example"[..]));
     assert_eq!(h.minor, 0);
     assert!(h.close);
-    let r = parse_head(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 12\r\n\r\n").unwrap();
+    let r = parse_head(
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 12\r\n\r\n",
+        &mut SpareLines::default(),
+    )
+    .unwrap();
     assert_eq!((r.status, r.content_length), (304, Some(12)));
 }
