@@ -52,6 +52,7 @@ fn run(frames: &Frames) -> u64 {
             orig_len: data.len() as u32,
             iface: 0,
             direction: Direction::Unknown,
+            shared: None,
         });
         for e in p.drain() {
             stats.add(&e);

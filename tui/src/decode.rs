@@ -393,6 +393,7 @@ mod tests {
             orig_len: 70_000,
             iface: 0,
             direction: crate::packet::Direction::Unknown,
+            shared: None,
         };
         assert_eq!(decode_packet(&p).unwrap().uncaptured, 70_000 - 54);
         // Cut inside the TCP header: counted as a transport error, not a panic.

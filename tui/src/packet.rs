@@ -41,6 +41,54 @@ pub struct SkipHint {
     pub len: u32,
 }
 
+/// Bytes a source's frames lie in that another thread may go on reading after the source has
+/// moved past them (a capture file's read window): the parallel engine hands its workers
+/// payloads where they lie instead of copying them. Immutable while shared: the source reuses
+/// the buffer only once no one else holds it.
+#[derive(Clone)]
+pub struct Shared(std::sync::Arc<Vec<u8>>);
+
+impl Shared {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(std::sync::Arc::new(bytes))
+    }
+
+    /// The buffer back, when no one else holds it.
+    pub fn into_unshared(self) -> Result<Vec<u8>, Self> {
+        std::sync::Arc::try_unwrap(self.0).map_err(Self)
+    }
+
+    /// Whether no one else holds it.
+    pub fn is_unshared(&self) -> bool {
+        std::sync::Arc::strong_count(&self.0) == 1
+    }
+
+    /// Where `part` starts in these bytes, when it lies wholly inside them.
+    pub fn offset_of(&self, part: &[u8]) -> Option<usize> {
+        let at = (part.as_ptr() as usize).checked_sub(self.0.as_ptr() as usize)?;
+        (at + part.len() <= self.0.len()).then_some(at)
+    }
+
+    /// Whether both are the same buffer.
+    pub fn same(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Captured bytes are not printed.
+        write!(f, "Shared({} bytes)", self.0.len())
+    }
+}
+
 /// One captured frame, borrowed from the source until the next call.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet<'a> {
@@ -54,4 +102,6 @@ pub struct Packet<'a> {
     /// Index into [`PacketSource::interfaces`].
     pub iface: usize,
     pub direction: Direction,
+    /// The buffer `data` lies in, when the source lets others hold it ([`Shared`]).
+    pub shared: Option<&'a Shared>,
 }

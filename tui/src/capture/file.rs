@@ -1,10 +1,12 @@
 //! pcap and pcapng files, through the pcap-file crate. The format is told by the magic number, not the
 //! file name.
 //!
-//! Read front to back through a window of about a MiB (`read(2)` into one reused buffer): memory stays
-//! flat for a capture of any size and for a pipe (`tcpdump -w - | http-top -r /dev/stdin`), and it
-//! is faster than mapping the file (measured on a 484 MB capture: page faults and `madvise` took 23%
-//! of the run when mapped).
+//! Read front to back through a window of about a MiB (`read(2)` into a few reused buffers, which
+//! worker threads read payloads from in place: [`crate::packet::Shared`]): memory stays flat for a
+//! capture of any size and for a pipe (`tcpdump -w - | http-top -r /dev/stdin`), and it is faster
+//! than mapping the file (measured on a 484 MB capture: page faults and `madvise` took 23% of the
+//! run when mapped; mapped again later with payloads read in place: no faster, the workers then
+//! read every payload cold).
 //!
 //! A record that cannot be read ends the file with what was read so far (pcap has no way to find the
 //! next record after a corrupt length); it is counted in [`CaptureStats::bad_records`] and reported,
@@ -79,12 +81,7 @@ impl FileSource {
             .ok()
             .filter(|m| m.is_file())
             .map(|m| m.len());
-        let mut input = Input {
-            file: Some(file),
-            buf: Vec::with_capacity(2 * WINDOW),
-            base: 0,
-            len,
-        };
+        let mut input = Input::file(file, len);
         input
             .fill(0, WINDOW)
             .with_context(|| format!("cannot read {name}"))?;
@@ -97,12 +94,7 @@ impl FileSource {
 
     /// A capture held in memory (tests, fuzzing, data from a pipe).
     pub fn from_bytes(name: &str, data: Vec<u8>) -> anyhow::Result<Self> {
-        let input = Input {
-            file: None,
-            len: Some(data.len() as u64),
-            buf: data,
-            base: 0,
-        };
+        let input = Input::memory(data);
         Self::from_parts(name, name.to_owned(), input)
     }
 
@@ -335,6 +327,7 @@ impl PacketSource for FileSource {
                         ts_ns,
                         link,
                         data: &self.input.buf[frame],
+                        shared: Some(&self.input.buf),
                         orig_len,
                         iface: 0,
                         direction: Direction::Unknown,

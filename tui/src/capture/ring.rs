@@ -327,6 +327,8 @@ impl Ring {
             } else {
                 Direction::Received
             },
+            // The ring's frames are handed back to the kernel once read.
+            shared: None,
         }
     }
 

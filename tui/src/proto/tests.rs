@@ -240,7 +240,7 @@ mod no_panic {
             let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::Null, LinkType::Loop][usize::from(link)];
             let mut p = Pipeline::new(FlowConfig::default());
             for (i, f) in frames.iter().enumerate() {
-                p.packet(&Packet { ts_ns: i as u64, link, data: f, orig_len: f.len() as u32, iface: 0, direction: Direction::Unknown });
+                p.packet(&Packet { ts_ns: i as u64, link, data: f, orig_len: f.len() as u32, iface: 0, direction: Direction::Unknown, shared: None });
             }
             p.finish(drop);
             prop_assert_eq!(p.counters().packets, frames.len() as u64);
@@ -268,7 +268,7 @@ mod no_panic {
                 let b = if flags & 2 != 0 { b.syn() } else { b };
                 let b = if flags & 4 != 0 { b.rst() } else { b };
                 b.write(&mut frame, &payload).unwrap();
-                p.packet(&Packet { ts_ns: i as u64 * 1000, link: LinkType::Ethernet, data: &frame, orig_len: frame.len() as u32, iface: 0, direction: Direction::Unknown });
+                p.packet(&Packet { ts_ns: i as u64 * 1000, link: LinkType::Ethernet, data: &frame, orig_len: frame.len() as u32, iface: 0, direction: Direction::Unknown, shared: None });
                 requests += p.drain().filter(|e| e.request_seen).count() as u64;
             }
             p.finish(|e| requests += u64::from(e.request_seen));

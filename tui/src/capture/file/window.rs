@@ -1,26 +1,58 @@
-//! A capture read front to back through a window of about a MiB: one reused buffer, refilled by
-//! `read(2)` when a record runs past its end.
+//! A capture read front to back through a window of about a MiB: `read(2)` into a buffer, refilled
+//! when a record runs past its end. Windows are [`Shared`]: the parallel engine's workers read
+//! payloads where they lie, so a refill goes into a buffer no one holds any more (the previous
+//! windows are kept to be reused, a few at most).
 
 use std::{fs::File, io::Read};
 
+use crate::packet::Shared;
+
 /// Bytes read at a time. The buffer is refilled only when a record runs past its end, so what
-/// moves to its front each time is less than one record.
+/// moves to the next buffer's front each time is less than one record.
 pub(super) const WINDOW: usize = 1 << 20;
 
 /// Largest record accepted: a corrupt length must not make the window grow to the file's size.
 pub(super) const MAX_RECORD: usize = 64 << 20;
 
+/// Earlier windows kept for reuse: as many as workers may still be reading (batches in flight
+/// span a few windows each); beyond, a refill takes a fresh buffer and the oldest is let go.
+const KEPT: usize = 8;
+
 /// The input seen through a window: `buf` holds its bytes from offset `base` on.
 pub(super) struct Input {
     /// `None` for a capture given in memory, and once the input has ended.
     pub(super) file: Option<File>,
-    pub(super) buf: Vec<u8>,
+    pub(super) buf: Shared,
     pub(super) base: usize,
     /// Size of the whole input when known (a regular file, or bytes in memory), for progress.
     pub(super) len: Option<u64>,
+    /// Earlier windows, perhaps still read by workers, oldest first.
+    kept: Vec<Shared>,
 }
 
 impl Input {
+    /// A file read from its start.
+    pub(super) fn file(file: File, len: Option<u64>) -> Self {
+        Self {
+            file: Some(file),
+            buf: Shared::new(Vec::new()),
+            base: 0,
+            len,
+            kept: Vec::new(),
+        }
+    }
+
+    /// A capture held in memory.
+    pub(super) fn memory(data: Vec<u8>) -> Self {
+        Self {
+            file: None,
+            len: Some(data.len() as u64),
+            buf: Shared::new(data),
+            base: 0,
+            kept: Vec::new(),
+        }
+    }
+
     /// Bytes in the buffer from offset `pos` on.
     pub(super) fn from(&self, pos: usize) -> &[u8] {
         &self.buf[pos - self.base..]
@@ -30,25 +62,57 @@ impl Input {
         self.file.is_none()
     }
 
-    /// Drops what is before `pos` and reads until `want` bytes from `pos` on are buffered or the
-    /// input ends.
+    /// Bytes the window holds, for tests of its bounds.
+    #[cfg(test)]
+    pub(super) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Moves the window to start at `pos` and reads until `want` bytes from `pos` on are buffered
+    /// or the input ends.
     pub(super) fn fill(&mut self, pos: usize, want: usize) -> std::io::Result<()> {
-        let Some(file) = &mut self.file else {
+        if self.file.is_none() {
             return Ok(());
-        };
-        // What is left of the buffer is less than a record: moving it is cheap.
-        self.buf.drain(..pos - self.base);
+        }
+        let mut next = self.unshared_buffer();
+        // What is left of the window is less than a record: copying it is cheap.
+        next.extend_from_slice(&self.buf[pos - self.base..]);
         self.base = pos;
-        while self.buf.len() < want {
-            let room = (want - self.buf.len()).max(WINDOW);
+        let mut result = Ok(());
+        while next.len() < want {
+            let room = (want - next.len()).max(WINDOW);
             // Exactly: doubling would reserve twice a big record.
-            self.buf.reserve_exact(room);
+            next.reserve_exact(room);
             // read_to_end reads into spare capacity without zeroing it first.
-            if file.take(room as u64).read_to_end(&mut self.buf)? == 0 {
-                self.file = None;
-                break;
+            let Some(file) = &mut self.file else { break };
+            match file.take(room as u64).read_to_end(&mut next) {
+                Ok(0) => {
+                    self.file = None;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
         }
-        Ok(())
+        let old = std::mem::replace(&mut self.buf, Shared::new(next));
+        self.kept.push(old);
+        if self.kept.len() > KEPT {
+            self.kept.remove(0);
+        }
+        result
+    }
+
+    /// An empty buffer: a kept window no one reads any more, or a new one.
+    fn unshared_buffer(&mut self) -> Vec<u8> {
+        if let Some(i) = self.kept.iter().rposition(Shared::is_unshared)
+            && let Ok(mut v) = self.kept.remove(i).into_unshared()
+        {
+            v.clear();
+            return v;
+        }
+        Vec::with_capacity(2 * WINDOW)
     }
 }
