@@ -86,14 +86,14 @@ impl Fanout {
     fn take(
         &mut self,
         m: FromRing,
-        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+        each: &mut dyn FnMut(Event<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         match m {
             FromRing::Exchanges(id, done, totals, now) => {
                 self.totals[id] = totals;
                 self.now_ns = self.now_ns.max(now);
                 done.into_iter()
-                    .try_for_each(|e| each(&mut Event::Exchange(e)))
+                    .try_for_each(|mut e| each(Event::Exchange(&mut e)))
             }
             FromRing::Done(id, totals) => {
                 self.totals[id] = totals;
@@ -181,21 +181,21 @@ impl Engine for Fanout {
 
     fn poll(
         &mut self,
-        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+        each: &mut dyn FnMut(Event<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         // What the readers completed so far belongs before the tick asked for now.
         while let Ok(m) = self.from.try_recv() {
             self.take(m, each)?;
         }
         if let Some(t) = self.tick.take() {
-            each(&mut Event::Tick(t))?;
+            each(Event::Tick(t))?;
         }
         Ok(())
     }
 
     fn finish(
         &mut self,
-        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+        each: &mut dyn FnMut(Event<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         self.poll(each)?;
         self.stop.store(true, Ordering::Relaxed);

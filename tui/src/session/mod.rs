@@ -140,9 +140,11 @@ impl Output for Outputs<'_> {
     }
 }
 
-/// What the engine hands over, in order.
-pub enum Event {
-    Exchange(Exchange),
+/// What the engine hands over, in order. Lent, not given: exchanges stay where the engine keeps
+/// them (an exchange is ~200 bytes to copy at every move), and the engine keeps what it can
+/// reuse.
+pub enum Event<'a> {
+    Exchange(&'a mut Exchange),
     Tick(u64),
 }
 
@@ -155,7 +157,7 @@ struct Naming {
 /// Hands an event to the outputs; an exchange gets its route and its endpoints' owners first,
 /// here on the session's one thread, so every output (and every run over the same capture) sees
 /// the same names.
-fn deliver(out: &mut dyn Output, naming: &mut Naming, ev: &mut Event) -> anyhow::Result<()> {
+fn deliver(out: &mut dyn Output, naming: &mut Naming, ev: Event<'_>) -> anyhow::Result<()> {
     match ev {
         Event::Exchange(e) => {
             if e.request_seen && !e.unparsable {
@@ -166,7 +168,7 @@ fn deliver(out: &mut dyn Output, naming: &mut Naming, ev: &mut Event) -> anyhow:
             }
             out.exchange(e)
         }
-        Event::Tick(t) => out.tick(*t),
+        Event::Tick(t) => out.tick(t),
     }
 }
 
@@ -182,14 +184,12 @@ pub trait Engine {
     fn tick(&mut self, now_ns: u64) -> anyhow::Result<()>;
     /// Hands over what is ready, in order: `each` sees an event, and may change it, before the
     /// engine drops it (or keeps what it can reuse).
-    fn poll(
-        &mut self,
-        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()>;
+    fn poll(&mut self, each: &mut dyn FnMut(Event<'_>) -> anyhow::Result<()>)
+    -> anyhow::Result<()>;
     /// Ends the capture: every connection closes; hands over everything left.
     fn finish(
         &mut self,
-        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+        each: &mut dyn FnMut(Event<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()>;
     /// The counters so far.
     fn totals(&self) -> Totals;
@@ -232,28 +232,28 @@ impl Engine for Sequential {
     }
     fn poll(
         &mut self,
-        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+        each: &mut dyn FnMut(Event<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         // Called after every packet; most complete nothing.
         if self.tick.is_none() && !self.pipeline.has_exchanges() {
             return Ok(());
         }
         if let Some(t) = self.tick.take() {
-            each(&mut Event::Tick(t))?;
+            each(Event::Tick(t))?;
         }
         self.pipeline
             .drain()
-            .try_for_each(|e| each(&mut Event::Exchange(e)))
+            .try_for_each(|mut e| each(Event::Exchange(&mut e)))
     }
     fn finish(
         &mut self,
-        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+        each: &mut dyn FnMut(Event<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         self.poll(each)?;
         let mut result = Ok(());
-        self.pipeline.finish(|e| {
+        self.pipeline.finish(|mut e| {
             if result.is_ok() {
-                result = each(&mut Event::Exchange(e));
+                result = each(Event::Exchange(&mut e));
             }
         });
         result

@@ -84,6 +84,13 @@ enum FromWorker {
     Done(usize, FlowStats, HttpStats),
 }
 
+/// What the reader hands over next: a worker's exchanges as they came, or a tick.
+enum Ready {
+    /// Exchanges a worker completed, with its number.
+    Exchanges(usize, Vec<Exchange>),
+    Tick(u64),
+}
+
 /// Worker threads for `threads` in all (the reader is one of them): 0 means read sequentially.
 pub fn workers(threads: usize) -> usize {
     threads.saturating_sub(1)
@@ -101,8 +108,8 @@ pub struct Parallel {
     free: Vec<Batch>,
     /// Any fixed seed: routing must only be the same for both directions of a connection.
     router: foldhash::fast::FixedState,
-    /// What is ready to hand over, in order, each with the worker that made it (none for ticks).
-    ready: VecDeque<(usize, Event)>,
+    /// What is ready to hand over, in order.
+    ready: VecDeque<Ready>,
     /// Request-line buffers of delivered exchanges, per worker, until its next batch takes them.
     spent: Vec<SpareLines>,
     /// Capture times of the ticks asked for and not handed over yet, and how many were.
@@ -178,9 +185,7 @@ impl Parallel {
                 self.free.push(b);
                 self.worker_totals[id] = (f, h);
             }
-            FromWorker::Exchanges(w, v) => self
-                .ready
-                .extend(v.into_iter().map(|e| (w, Event::Exchange(e)))),
+            FromWorker::Exchanges(w, v) => self.ready.push_back(Ready::Exchanges(w, v)),
             FromWorker::Tick(w) => {
                 self.markers[w] += 1;
                 // A tick is complete once every worker has passed it.
@@ -188,7 +193,7 @@ impl Parallel {
                 while self.ticks_done < passed
                     && let Some(t) = self.ticks.pop_front()
                 {
-                    self.ready.push_back((usize::MAX, Event::Tick(t)));
+                    self.ready.push_back(Ready::Tick(t));
                     self.ticks_done += 1;
                 }
             }
@@ -201,16 +206,19 @@ impl Parallel {
 
     fn hand_over(
         &mut self,
-        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+        each: &mut dyn FnMut(Event<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        while let Some((w, mut ev)) = self.ready.pop_front() {
-            each(&mut ev)?;
-            if let Event::Exchange(Exchange {
-                request: Some(line),
-                ..
-            }) = ev
-            {
-                self.spent[w].give(line);
+        while let Some(r) = self.ready.pop_front() {
+            match r {
+                Ready::Exchanges(w, mut v) => {
+                    for e in &mut v {
+                        each(Event::Exchange(e))?;
+                        if let Some(line) = e.request.take() {
+                            self.spent[w].give(line);
+                        }
+                    }
+                }
+                Ready::Tick(t) => each(Event::Tick(t))?,
             }
         }
         Ok(())
@@ -270,14 +278,14 @@ impl Engine for Parallel {
 
     fn poll(
         &mut self,
-        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+        each: &mut dyn FnMut(Event<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         self.hand_over(each)
     }
 
     fn finish(
         &mut self,
-        each: &mut dyn FnMut(&mut Event) -> anyhow::Result<()>,
+        each: &mut dyn FnMut(Event<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         for w in 0..self.to.len() {
             self.flush(w)?;

@@ -11,6 +11,10 @@ use crate::packet::Shared;
 /// moves to the next buffer's front each time is less than one record.
 pub(super) const WINDOW: usize = 1 << 20;
 
+/// A window's buffer: a window and what is left of the previous one (less than a record, which
+/// a 64 KiB GSO frame can be), so a reused buffer need not grow.
+const BUFFER: usize = WINDOW + (128 << 10);
+
 /// Largest record accepted: a corrupt length must not make the window grow to the file's size.
 pub(super) const MAX_RECORD: usize = 64 << 20;
 
@@ -18,12 +22,14 @@ pub(super) const MAX_RECORD: usize = 64 << 20;
 /// span a few windows each); beyond, a refill takes a fresh buffer and the oldest is let go.
 const KEPT: usize = 8;
 
-/// The input seen through a window: `buf` holds its bytes from offset `base` on.
+/// The input seen through a window: `buf[..valid]` holds its bytes from offset `base` on.
 pub(super) struct Input {
     /// `None` for a capture given in memory, and once the input has ended.
     pub(super) file: Option<File>,
     pub(super) buf: Shared,
     pub(super) base: usize,
+    /// Bytes of `buf` that hold input; the rest is room a refill of a reused buffer overwrites.
+    valid: usize,
     /// Size of the whole input when known (a regular file, or bytes in memory), for progress.
     pub(super) len: Option<u64>,
     /// Earlier windows, perhaps still read by workers, oldest first.
@@ -37,6 +43,7 @@ impl Input {
             file: Some(file),
             buf: Shared::new(Vec::new()),
             base: 0,
+            valid: 0,
             len,
             kept: Vec::new(),
         }
@@ -47,6 +54,7 @@ impl Input {
         Self {
             file: None,
             len: Some(data.len() as u64),
+            valid: data.len(),
             buf: Shared::new(data),
             base: 0,
             kept: Vec::new(),
@@ -55,7 +63,7 @@ impl Input {
 
     /// Bytes in the buffer from offset `pos` on.
     pub(super) fn from(&self, pos: usize) -> &[u8] {
-        &self.buf[pos - self.base..]
+        &self.buf[pos - self.base..self.valid]
     }
 
     pub(super) fn ended(&self) -> bool {
@@ -65,7 +73,7 @@ impl Input {
     /// Bytes the window holds, for tests of its bounds.
     #[cfg(test)]
     pub(super) fn buffered(&self) -> usize {
-        self.buf.len()
+        self.valid
     }
 
     /// Moves the window to start at `pos` and reads until `want` bytes from `pos` on are buffered
@@ -76,27 +84,34 @@ impl Input {
         }
         let mut next = self.unshared_buffer();
         // What is left of the window is less than a record: copying it is cheap.
-        next.extend_from_slice(&self.buf[pos - self.base..]);
-        self.base = pos;
+        let left = &self.buf[pos - self.base..self.valid];
+        // Zeroed once, when new or grown (a record longer than a window): a reused buffer is
+        // overwritten. Exactly the size: doubling would reserve twice a big record.
+        let size = want.max(left.len() + WINDOW);
+        if next.len() < size {
+            next.resize(size.max(BUFFER), 0);
+        }
+        next[..left.len()].copy_from_slice(left);
+        let mut valid = left.len();
         let mut result = Ok(());
-        while next.len() < want {
-            let room = (want - next.len()).max(WINDOW);
-            // Exactly: doubling would reserve twice a big record.
-            next.reserve_exact(room);
-            // read_to_end reads into spare capacity without zeroing it first.
+        // One read a window: `read_to_end` began at 8 KiB and doubled, eight reads a window.
+        while valid < want {
             let Some(file) = &mut self.file else { break };
-            match file.take(room as u64).read_to_end(&mut next) {
+            match file.read(&mut next[valid..size]) {
                 Ok(0) => {
                     self.file = None;
                     break;
                 }
-                Ok(_) => {}
+                Ok(n) => valid += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     result = Err(e);
                     break;
                 }
             }
         }
+        self.base = pos;
+        self.valid = valid;
         let old = std::mem::replace(&mut self.buf, Shared::new(next));
         self.kept.push(old);
         if self.kept.len() > KEPT {
@@ -105,14 +120,13 @@ impl Input {
         result
     }
 
-    /// An empty buffer: a kept window no one reads any more, or a new one.
+    /// A buffer to fill: a kept window no one reads any more (the latest), or a new one.
     fn unshared_buffer(&mut self) -> Vec<u8> {
         if let Some(i) = self.kept.iter().rposition(Shared::is_unshared)
-            && let Ok(mut v) = self.kept.remove(i).into_unshared()
+            && let Ok(v) = self.kept.remove(i).into_unshared()
         {
-            v.clear();
             return v;
         }
-        Vec::with_capacity(2 * WINDOW)
+        Vec::new()
     }
 }

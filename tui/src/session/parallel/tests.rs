@@ -36,13 +36,13 @@ fn read(path: &Path, engine: &mut dyn Engine) -> (Stats, u64) {
     let mut src = FileSource::open(path).unwrap();
     let mut stats = Stats::new(GroupKey::standard_set(&GroupKey::Server, false), 1000);
     let mut seen = 0u64;
-    let mut each = |ev: &mut Event| {
+    let mut each = |ev: Event<'_>| {
         match ev {
             Event::Exchange(e) => {
                 seen += 1;
                 stats.add(e);
             }
-            Event::Tick(t) => stats.tick(*t),
+            Event::Tick(t) => stats.tick(t),
         }
         Ok(())
     };
