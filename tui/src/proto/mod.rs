@@ -77,7 +77,9 @@ impl RequestLine {
         Self::new_in(&mut SpareLines::default(), method, target, host)
     }
 
-    /// A line in a buffer from `spare` when one there is long enough.
+    /// A line in a buffer from `spare` when one there is long enough. Inlined: returned through
+    /// memory, its 16-bit fields were read back before their stores had landed.
+    #[inline]
     pub fn new_in(
         spare: &mut SpareLines,
         method: &[u8],

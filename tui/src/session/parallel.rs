@@ -323,7 +323,8 @@ impl Engine for Parallel {
 /// The worker for a segment's connection: the same for both directions.
 fn route(router: &impl BuildHasher, seg: &Segment<'_>, n: usize) -> usize {
     let one = |a: &SocketAddr| router.hash_one(a);
-    ((one(&seg.src) ^ one(&seg.dst)) % n as u64) as usize
+    // The hash scaled to 0..n by a multiplication: a division per segment showed in the profile.
+    ((u128::from(one(&seg.src) ^ one(&seg.dst)) * n as u128) >> 64) as usize
 }
 
 fn worker(id: usize, cfg: FlowConfig, rx: &Receiver<ToWorker>, out: &Sender<FromWorker>) {

@@ -176,10 +176,18 @@ fn trim(v: &[u8]) -> &[u8] {
 }
 
 fn parse_decimal(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+    // 19 digits cannot overflow a u64 (10^19 - 1 < 2^64), so no step needs checking; a plain
+    // loop keeps the sum in a register (the checked fold kept it in memory, a tenth of the
+    // function's time).
+    if v.is_empty() || v.len() > 19 {
         return None;
     }
-    v.iter().try_fold(0u64, |acc, &d| {
-        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    let mut n = 0u64;
+    for &d in v {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(d - b'0');
+    }
+    Some(n)
 }
