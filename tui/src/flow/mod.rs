@@ -149,7 +149,7 @@ crate::counters! {
 /// A connection's two endpoints, in an order that does not depend on the direction. Compact (38
 /// bytes, against 64 for two `SocketAddr`s) because a full table holds 100 000 of them and more in
 /// its empty slots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     /// IPv4 addresses as IPv4-mapped IPv6, with `v6` telling the families apart.
     ips: [[u8; 16]; 2],
@@ -363,22 +363,48 @@ impl<C: Default> FlowTable<C> {
     /// Closes up to `max` connections (end of capture), flushing what is buffered; `false` once
     /// none is left. In batches, so the caller can take what each batch emits before the next.
     pub fn finish_some<H: Handler<Conn = C>>(&mut self, ts_ns: u64, h: &mut H, max: usize) -> bool {
-        let keys: Vec<Key> = self.conns.keys().take(max).copied().collect();
-        for k in keys {
+        for k in self.oldest(max, u64::MAX) {
             self.close(&k, CloseReason::EndOfCapture, ts_ns, h);
         }
         !self.conns.is_empty()
     }
 
-    fn expire_idle<H: Handler<Conn = C>>(&mut self, now_ns: u64, h: &mut H) {
-        let idle = self.cfg.idle_timeout_ns;
-        let stale: Vec<Key> = self
+    /// Up to `n` connections last active at `cut` or before, least recently active first, ties
+    /// in key order. Never in the table's own order: that follows the hash's random seed, and
+    /// which connections a flood evicts (so when their exchanges complete) and the order they
+    /// come out in must be the same in every run over the same capture (found: a flood's
+    /// requests per second differed run to run).
+    fn oldest(&self, n: usize, cut: u64) -> Vec<Key> {
+        // The n-th age from ages alone (8 bytes a connection): keys are collected only up to it.
+        let mut cut = cut;
+        if n < self.conns.len() {
+            let mut ages: Vec<u64> = self
+                .conns
+                .values()
+                .map(|c| c.last_seen_ns)
+                .filter(|&t| t <= cut)
+                .collect();
+            if n > 0 && n < ages.len() {
+                cut = *ages.select_nth_unstable(n - 1).1;
+            }
+        }
+        let mut found: Vec<(u64, Key)> = self
             .conns
             .iter()
-            .filter(|(_, c)| now_ns.saturating_sub(c.last_seen_ns) > idle)
-            .map(|(k, _)| *k)
+            .filter(|(_, c)| c.last_seen_ns <= cut)
+            .map(|(k, c)| (c.last_seen_ns, *k))
             .collect();
-        for k in stale {
+        found.sort_unstable();
+        found.truncate(n);
+        found.into_iter().map(|(_, k)| k).collect()
+    }
+
+    fn expire_idle<H: Handler<Conn = C>>(&mut self, now_ns: u64, h: &mut H) {
+        let idle = self.cfg.idle_timeout_ns;
+        let Some(cut) = now_ns.checked_sub(idle).and_then(|t| t.checked_sub(1)) else {
+            return;
+        };
+        for k in self.oldest(usize::MAX, cut) {
             self.stats.idle_closed += 1;
             self.close(&k, CloseReason::Idle, now_ns, h);
         }
@@ -387,19 +413,8 @@ impl<C: Default> FlowTable<C> {
     /// Makes room: closes the least recently active tenth of the table at once, so a flood of new
     /// connections costs amortised O(1) per connection rather than a scan each.
     fn evict<H: Handler<Conn = C>>(&mut self, now_ns: u64, h: &mut H) {
-        // Ages alone (8 bytes a connection) find the cut; keys are collected only for the victims.
-        let mut ages: Vec<u64> = self.conns.values().map(|c| c.last_seen_ns).collect();
-        let n = (ages.len() / 10).max(1);
-        let cut = *ages.select_nth_unstable(n - 1).1;
-        drop(ages);
-        let victims: Vec<Key> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.last_seen_ns <= cut)
-            .map(|(k, _)| *k)
-            .take(n)
-            .collect();
-        for k in victims {
+        let n = (self.conns.len() / 10).max(1);
+        for k in self.oldest(n, u64::MAX) {
             self.stats.evicted += 1;
             self.close(&k, CloseReason::Evicted, now_ns, h);
         }
