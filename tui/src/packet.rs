@@ -84,7 +84,7 @@ impl std::ops::Deref for Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Captured bytes are not printed.
+        // A megabyte of frames: only its size.
         write!(f, "Shared({} bytes)", self.0.len())
     }
 }

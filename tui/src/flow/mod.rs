@@ -219,11 +219,14 @@ pub struct FlowTable<C> {
     /// open connections inline).
     ///
     /// foldhash rather than SipHash: hashing was a tenth of the run time. Its seed is random per
-    /// process, so a sender cannot aim for collisions without knowing it, and the connection cap
-    /// bounds what a flood can cost anyway.
+    /// table, so a sender cannot aim for collisions without knowing it, and the connection cap
+    /// bounds what a flood can cost anyway. Nothing depends on its order ([`Self::oldest`]).
     conns: HashMap<Key, Box<Conn<C>>, foldhash::fast::RandomState>,
     stats: FlowStats,
     last_sweep_ns: u64,
+    /// At the end of the capture: the connections still to close, the next last (least recently
+    /// active first, ties in key order), sorted once rather than searched again for each batch.
+    closing: Vec<(u64, Key)>,
 }
 
 /// How often (capture time) idle connections are looked for.
@@ -237,6 +240,7 @@ impl<C: Default> FlowTable<C> {
             conns: HashMap::default(),
             stats: FlowStats::default(),
             last_sweep_ns: 0,
+            closing: Vec::new(),
         }
     }
 
@@ -363,10 +367,26 @@ impl<C: Default> FlowTable<C> {
     /// Closes up to `max` connections (end of capture), flushing what is buffered; `false` once
     /// none is left. In batches, so the caller can take what each batch emits before the next.
     pub fn finish_some<H: Handler<Conn = C>>(&mut self, ts_ns: u64, h: &mut H, max: usize) -> bool {
-        for k in self.oldest(max, u64::MAX) {
+        let mut order = std::mem::take(&mut self.closing);
+        if order.is_empty() {
+            order = self.aged(u64::MAX);
+            order.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        for _ in 0..max {
+            let Some((_, k)) = order.pop() else { break };
             self.close(&k, CloseReason::EndOfCapture, ts_ns, h);
         }
+        self.closing = order;
         !self.conns.is_empty()
+    }
+
+    /// The connections last active at `cut` or before, with when, in no order.
+    fn aged(&self, cut: u64) -> Vec<(u64, Key)> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.last_seen_ns <= cut)
+            .map(|(k, c)| (c.last_seen_ns, *k))
+            .collect()
     }
 
     /// Up to `n` connections last active at `cut` or before, least recently active first, ties
@@ -375,6 +395,9 @@ impl<C: Default> FlowTable<C> {
     /// come out in must be the same in every run over the same capture (found: a flood's
     /// requests per second differed run to run).
     fn oldest(&self, n: usize, cut: u64) -> Vec<Key> {
+        if n == 0 {
+            return Vec::new();
+        }
         // The n-th age from ages alone (8 bytes a connection): keys are collected only up to it.
         let mut cut = cut;
         if n < self.conns.len() {
@@ -384,18 +407,17 @@ impl<C: Default> FlowTable<C> {
                 .map(|c| c.last_seen_ns)
                 .filter(|&t| t <= cut)
                 .collect();
-            if n > 0 && n < ages.len() {
+            if n < ages.len() {
                 cut = *ages.select_nth_unstable(n - 1).1;
             }
         }
-        let mut found: Vec<(u64, Key)> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.last_seen_ns <= cut)
-            .map(|(k, c)| (c.last_seen_ns, *k))
-            .collect();
+        let mut found = self.aged(cut);
+        // Many may be tied at the cut: only the first n are sorted.
+        if found.len() > n {
+            found.select_nth_unstable(n);
+            found.truncate(n);
+        }
         found.sort_unstable();
-        found.truncate(n);
         found.into_iter().map(|(_, k)| k).collect()
     }
 

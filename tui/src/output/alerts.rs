@@ -90,6 +90,9 @@ impl<W: Write> AlertLines<W> {
 }
 
 impl<W: Write> Output for AlertLines<W> {
+    fn wants_routes(&self) -> bool {
+        self.stats.keys().contains(&GroupKey::Route)
+    }
     fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()> {
         self.stats.add(e);
         Ok(())

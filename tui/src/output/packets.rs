@@ -96,6 +96,9 @@ impl<W: Write> Output for PacketLines<W> {
     fn wants_packets(&self) -> bool {
         true
     }
+    fn wants_routes(&self) -> bool {
+        false
+    }
     fn exchange(&mut self, _e: &Exchange) -> anyhow::Result<()> {
         Ok(())
     }

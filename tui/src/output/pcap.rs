@@ -80,6 +80,9 @@ impl Output for PcapFile {
     fn wants_packets(&self) -> bool {
         true
     }
+    fn wants_routes(&self) -> bool {
+        false
+    }
     fn exchange(&mut self, _e: &Exchange) -> anyhow::Result<()> {
         Ok(())
     }

@@ -14,7 +14,7 @@ use crate::{
     proto::Exchange,
     session::{Health, Output},
     stats::{
-        Agg, Stats,
+        Agg, GroupKey, Stats,
         metric::{self, Style},
     },
     text,
@@ -99,6 +99,9 @@ impl<W: Write> Tables<W> {
 }
 
 impl<W: Write> Output for Tables<W> {
+    fn wants_routes(&self) -> bool {
+        self.stats.keys().contains(&GroupKey::Route)
+    }
     fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()> {
         self.stats.add(e);
         Ok(())

@@ -54,7 +54,6 @@ impl Protocol {
 /// a connection holds one for each request waiting for its response, and under a flood of
 /// unanswered requests three small allocations each were a fifth of the memory. The buffer may be
 /// longer than what it holds: buffers are reused ([`SpareLines`]).
-#[derive(Clone)]
 pub struct RequestLine {
     buf: Box<[u8]>,
     /// 16-bit offsets keep a waiting request at 64 bytes (a table of 100 000 connections, each
@@ -69,10 +68,11 @@ pub struct RequestLine {
 impl RequestLine {
     /// Longest method, target and Host together: a head of at most 64 KiB holds them with the
     /// version and line ends, so they fit 16-bit offsets; longer ones (an HTTP/2 header block)
-    /// are cut, target and Host last.
+    /// are cut, the target last (the Host names a group; a target cut short loses little).
     const MAX: usize = u16::MAX as usize;
 
     /// A line in a fresh buffer.
+    #[cfg(test)]
     pub fn new(method: &[u8], target: &[u8], host: Option<&[u8]>) -> Self {
         Self::new_in(&mut SpareLines::default(), method, target, host)
     }
@@ -87,10 +87,12 @@ impl RequestLine {
         host: Option<&[u8]>,
     ) -> Self {
         let method = &method[..method.len().min(Self::MAX)];
-        let target = &target[..target.len().min(Self::MAX - method.len())];
-        let target_end = method.len() + target.len();
         let host_bytes = host.unwrap_or_default();
-        let host_bytes = &host_bytes[..host_bytes.len().min(Self::MAX - target_end)];
+        let host_bytes = &host_bytes[..host_bytes.len().min(Self::MAX - method.len())];
+        let target = &target[..target
+            .len()
+            .min(Self::MAX - method.len() - host_bytes.len())];
+        let target_end = method.len() + target.len();
         let end = target_end + host_bytes.len();
         let mut buf = spare.take(end);
         buf[..method.len()].copy_from_slice(method);
@@ -120,6 +122,16 @@ impl RequestLine {
     }
 }
 
+impl Clone for RequestLine {
+    fn clone(&self) -> Self {
+        // What it holds, not the room of a reused buffer.
+        Self {
+            buf: self.buf[..usize::from(self.end)].into(),
+            ..*self
+        }
+    }
+}
+
 impl PartialEq for RequestLine {
     fn eq(&self, other: &Self) -> bool {
         // What the lines hold, not the room their buffers have.
@@ -135,13 +147,14 @@ impl Eq for RequestLine {}
 /// reuse. With worker threads an exchange is made on a worker and dropped on the session's thread,
 /// where glibc frees each buffer under the worker's arena lock while the worker allocates the next
 /// under the same lock: that malloc and free were a tenth of a run of small requests. Bounded:
-/// buffers past [`SpareLines::MAX`] are freed.
+/// buffers past [`SpareLines::MAX`], and buffers longer than [`SpareLines::LONGEST`] (a rare long
+/// line must not leave a big buffer for every short one after it), are freed.
 #[derive(Default)]
 pub struct SpareLines(Vec<Box<[u8]>>);
 
 impl std::fmt::Debug for SpareLines {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // What the buffers held came off the wire: not printed.
+        // Spare room: only how much.
         write!(f, "SpareLines({} buffers)", self.0.len())
     }
 }
@@ -149,10 +162,12 @@ impl std::fmt::Debug for SpareLines {
 impl SpareLines {
     /// More than a worker has in flight between two batches of a small-request run.
     pub(crate) const MAX: usize = 4096;
+    /// Longest buffer kept: most request lines are far shorter.
+    pub(crate) const LONGEST: usize = 256;
 
     /// Keeps `line`'s buffer for a later line.
     pub fn give(&mut self, line: RequestLine) {
-        if self.0.len() < Self::MAX {
+        if self.0.len() < Self::MAX && line.buf.len() <= Self::LONGEST {
             self.0.push(line.buf);
         }
     }
@@ -163,10 +178,12 @@ impl SpareLines {
         self.0.extend(other.0.drain(..).take(room));
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -702,10 +702,21 @@ fn request_lines_reuse_buffers() {
         spare.give(RequestLine::new(b"GET", b"/", None));
     }
     assert_eq!(spare.len(), SpareLines::MAX);
+    // A long line's buffer is not kept for the short ones after it; a copy holds what the line
+    // holds, not the room of the buffer it had.
+    let mut spare = SpareLines::default();
+    spare.give(RequestLine::new(b"GET", &target, None));
+    assert!(spare.is_empty());
+    spare.give(RequestLine::new(b"GET", b"/a/long/target", None));
+    let short = RequestLine::new_in(&mut spare, b"GET", b"/", None);
+    assert!(short.buf.len() > 4);
+    assert_eq!(short.clone().buf.len(), 4);
+    assert_eq!(short.clone(), short);
+    // Past 16-bit offsets the target is cut, never the Host.
     let huge = vec![b'y'; 70_000];
     let cut = RequestLine::new(b"GET", &huge, Some(b"host"));
-    assert_eq!(cut.target().len(), usize::from(u16::MAX) - 3);
-    assert_eq!(cut.host(), Some(&b""[..]));
+    assert_eq!(cut.target().len(), usize::from(u16::MAX) - 3 - 4);
+    assert_eq!(cut.host(), Some(&b"host"[..]));
 }
 
 mod loss {

@@ -77,6 +77,11 @@ pub trait Output {
     fn wants_packets(&self) -> bool {
         false
     }
+    /// Whether this output reads exchanges' routes ([`Exchange::route`]); when none does, the
+    /// session does not work them out (a lookup by path for every exchange).
+    fn wants_routes(&self) -> bool {
+        true
+    }
     /// One finished exchange.
     fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()>;
     /// A rate tick closes at capture time `now_ns`: exchanges reported after it belong to the next.
@@ -117,6 +122,9 @@ impl Output for Outputs<'_> {
     fn wants_packets(&self) -> bool {
         self.0.iter().any(|o| o.wants_packets())
     }
+    fn wants_routes(&self) -> bool {
+        self.0.iter().any(|o| o.wants_routes())
+    }
     fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()> {
         self.0.iter_mut().try_for_each(|o| o.exchange(e))
     }
@@ -150,7 +158,8 @@ pub enum Event<'a> {
 
 /// What the session adds to every exchange before an output sees it.
 struct Naming {
-    router: Router,
+    /// `None` when no output reads routes.
+    router: Option<Router>,
     resolver: Option<Resolver>,
 }
 
@@ -160,8 +169,11 @@ struct Naming {
 fn deliver(out: &mut dyn Output, naming: &mut Naming, ev: Event<'_>) -> anyhow::Result<()> {
     match ev {
         Event::Exchange(e) => {
-            if e.request_seen && !e.unparsable {
-                e.route = e.target().map(|t| naming.router.route(path_of(t)));
+            if let Some(router) = &mut naming.router
+                && e.request_seen
+                && !e.unparsable
+            {
+                e.route = e.target().map(|t| router.route(path_of(t)));
             }
             if let Some(r) = &mut naming.resolver {
                 r.resolve(e);
@@ -365,7 +377,7 @@ fn drive<E: Engine>(
     let live = opts.live;
     let mut engine = start()?;
     let mut naming = Naming {
-        router: Router::new(opts.routes.clone()),
+        router: out.wants_routes().then(|| Router::new(opts.routes.clone())),
         resolver: opts.names.clone().map(Resolver::new),
     };
     let packets = out.wants_packets();

@@ -32,9 +32,14 @@ use crate::{
 
 /// Segments sent to a worker at a time: large enough that the channel costs nothing per packet,
 /// small enough that workers start at once. Their payloads (copied, or where they lie in the
-/// source's shared buffers, which a batch holds on to) add up to about [`BATCH_BYTES`] at most.
+/// source's shared windows, which a batch holds on to) add up to about [`BATCH_BYTES`] at most,
+/// in [`BATCH_WINDOWS`] windows at most.
 const BATCH_SEGMENTS: usize = 512;
 const BATCH_BYTES: usize = 1 << 20;
+/// Windows a batch holds at most: a worker that gets a segment now and then (a trickle of HTTP
+/// among other traffic) would otherwise hold a megabyte window for each, and the reader would
+/// take new ones. With it, what is in flight is at most this many windows a batch queued.
+const BATCH_WINDOWS: usize = 2;
 /// Batches queued per worker before the reader waits: bounds memory.
 const QUEUED_BATCHES: usize = 8;
 
@@ -233,7 +238,11 @@ impl Engine for Parallel {
         let w = route(&self.router, &seg, self.to.len());
         let b = &mut self.batches[w];
         let len = seg.payload.len();
-        let (buffer, payload) = match p.shared.and_then(|s| Some((s, s.offset_of(seg.payload)?))) {
+        let in_place = p
+            .shared
+            .filter(|_| len > 0)
+            .and_then(|s| Some((s, s.offset_of(seg.payload)?)));
+        let (buffer, payload) = match in_place {
             Some((s, at)) => {
                 // Consecutive segments lie in the same window.
                 if !b.shared.last().is_some_and(|last| last.same(s)) {
@@ -241,6 +250,7 @@ impl Engine for Parallel {
                 }
                 (b.shared.len() - 1, at..at + len)
             }
+            // Copied, or nothing to copy (a bare ACK holds no window).
             None => {
                 b.data.extend_from_slice(seg.payload);
                 (COPIED, b.data.len() - len..b.data.len())
@@ -253,7 +263,10 @@ impl Engine for Parallel {
             buffer,
         });
         b.bytes += len;
-        if b.meta.len() >= BATCH_SEGMENTS || b.bytes >= BATCH_BYTES {
+        if b.meta.len() >= BATCH_SEGMENTS
+            || b.bytes >= BATCH_BYTES
+            || b.shared.len() >= BATCH_WINDOWS
+        {
             self.flush(w)?;
             // Results are taken when a batch goes out, not per packet.
             while let Ok(m) = self.from.try_recv() {

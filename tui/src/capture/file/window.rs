@@ -34,6 +34,9 @@ pub(super) struct Input {
     pub(super) len: Option<u64>,
     /// Earlier windows, perhaps still read by workers, oldest first.
     kept: Vec<Shared>,
+    /// Buffers taken new because none was free, for tests of reuse.
+    #[cfg(test)]
+    pub(super) fresh: usize,
 }
 
 impl Input {
@@ -46,6 +49,8 @@ impl Input {
             valid: 0,
             len,
             kept: Vec::new(),
+            #[cfg(test)]
+            fresh: 0,
         }
     }
 
@@ -58,6 +63,8 @@ impl Input {
             buf: Shared::new(data),
             base: 0,
             kept: Vec::new(),
+            #[cfg(test)]
+            fresh: 0,
         }
     }
 
@@ -70,10 +77,10 @@ impl Input {
         self.file.is_none()
     }
 
-    /// Bytes the window holds, for tests of its bounds.
+    /// Bytes of the window's buffer and of those kept, for tests of its bounds.
     #[cfg(test)]
-    pub(super) fn buffered(&self) -> usize {
-        self.valid
+    pub(super) fn allocated(&self) -> usize {
+        self.buf.len() + self.kept.iter().map(|k| k.len()).sum::<usize>()
     }
 
     /// Moves the window to start at `pos` and reads until `want` bytes from `pos` on are buffered
@@ -82,17 +89,38 @@ impl Input {
         if self.file.is_none() {
             return Ok(());
         }
-        let mut next = self.unshared_buffer();
-        // What is left of the window is less than a record: copying it is cheap.
-        let left = &self.buf[pos - self.base..self.valid];
+        // What is left of the window is less than a record: moving it is cheap.
+        let from = pos - self.base;
+        let left = self.valid - from;
         // Zeroed once, when new or grown (a record longer than a window): a reused buffer is
-        // overwritten. Exactly the size: doubling would reserve twice a big record.
-        let size = want.max(left.len() + WINDOW);
-        if next.len() < size {
-            next.resize(size.max(BUFFER), 0);
-        }
-        next[..left.len()].copy_from_slice(left);
-        let mut valid = left.len();
+        // overwritten.
+        let size = want.max(left + WINDOW);
+        let grow = |v: &mut Vec<u8>| {
+            if v.len() < size {
+                let len = size.max(BUFFER);
+                // Exactly: doubling would reserve twice a big record.
+                v.reserve_exact(len - v.len());
+                v.resize(len, 0);
+            }
+        };
+        let current = std::mem::replace(&mut self.buf, Shared::new(Vec::new()));
+        let mut next = match current.into_unshared() {
+            // No one else reads the window (one thread, or the workers are done with it): what
+            // is left moves to its front, as in a single reused buffer.
+            Ok(mut v) => {
+                v.copy_within(from..from + left, 0);
+                grow(&mut v);
+                v
+            }
+            Err(current) => {
+                let mut v = self.unshared_buffer();
+                grow(&mut v);
+                v[..left].copy_from_slice(&current[from..from + left]);
+                self.keep(current);
+                v
+            }
+        };
+        let mut valid = left;
         let mut result = Ok(());
         // One read a window: `read_to_end` began at 8 KiB and doubled, eight reads a window.
         while valid < want {
@@ -112,12 +140,20 @@ impl Input {
         }
         self.base = pos;
         self.valid = valid;
-        let old = std::mem::replace(&mut self.buf, Shared::new(next));
+        self.buf = Shared::new(next);
+        result
+    }
+
+    /// Keeps a window someone else still reads, to fill again once they are done; not one grown
+    /// for a long record (it would stay for the rest of the file), and a few at most.
+    fn keep(&mut self, old: Shared) {
+        if old.len() > BUFFER {
+            return;
+        }
         self.kept.push(old);
         if self.kept.len() > KEPT {
             self.kept.remove(0);
         }
-        result
     }
 
     /// A buffer to fill: a kept window no one reads any more (the latest), or a new one.
@@ -126,6 +162,10 @@ impl Input {
             && let Ok(v) = self.kept.remove(i).into_unshared()
         {
             return v;
+        }
+        #[cfg(test)]
+        {
+            self.fresh += 1;
         }
         Vec::new()
     }

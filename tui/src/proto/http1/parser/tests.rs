@@ -256,3 +256,33 @@ fn head_fields() {
     .unwrap();
     assert_eq!((r.status, r.content_length), (304, Some(12)));
 }
+
+/// Content-Length: nineteen digits are the most a u64 always holds; more, a sign, a space inside
+/// or nothing at all is an error, never a wrapped number.
+#[test]
+fn content_length_values() {
+    let len = |v: &str| {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {v}\r\n\r\n");
+        parse_head(head.as_bytes(), &mut SpareLines::default()).map(|h| h.content_length)
+    };
+    assert_eq!(len("0"), Ok(Some(0)));
+    assert_eq!(len(" 42 "), Ok(Some(42)));
+    assert_eq!(
+        len("9999999999999999999"),
+        Ok(Some(9_999_999_999_999_999_999))
+    );
+    assert_eq!(len("0000000000000000001"), Ok(Some(1)));
+    for bad in [
+        "10000000000000000000",
+        "18446744073709551616",
+        "-1",
+        "+1",
+        "1 2",
+        "1a",
+        "0x10",
+    ] {
+        assert_eq!(len(bad), Err(ParseError::BadContentLength), "{bad}");
+    }
+    assert_eq!(len("7, 7"), Ok(Some(7)));
+    assert_eq!(len("7, 8"), Err(ParseError::BadContentLength));
+}
