@@ -11,19 +11,9 @@ set -euo pipefail
 bin=${1:?usage: fanout-load.sh HTTP_TOP_BINARY [SECONDS]}
 secs=${2:-8}
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-chmod 755 "$work"
-srv=htfan-s$$
-cli=htfan-c$$
 # shellcheck source=lab.sh
 . "$here/lab.sh"
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; lab_down "$srv" "$cli" "$work"' EXIT
-
-lab_up "$srv" "$cli"
-ip -n "$srv" addr add 10.244.0.1/24 dev "v$srv"
-ip -n "$cli" addr add 10.244.0.2/24 dev "v$cli"
-mkdir -p "$work/www" "$work/logs"
+lab_begin fan 10.244.0
 head -c 450 /dev/urandom | base64 > "$work/www/index.html"
 chmod -R a+rX "$work"
 cat > "$work/nginx.conf" <<CONF

@@ -13,21 +13,12 @@ set -euo pipefail
 bin=${1:?usage: filter-cost.sh HTTP_TOP_BINARY [SECONDS]}
 secs=${2:-5}
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-chmod 755 "$work"
-srv=htfc-s$$
-cli=htfc-c$$
 # shellcheck source=lab.sh
 . "$here/lab.sh"
-pids=()
-stats=$(sysctl -n kernel.bpf_stats_enabled)
-trap 'sysctl -q kernel.bpf_stats_enabled="$stats"; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; lab_down "$srv" "$cli" "$work"' EXIT
+# shellcheck disable=SC2034 # run by lab_end
+lab_undo="sysctl -q kernel.bpf_stats_enabled=$(sysctl -n kernel.bpf_stats_enabled)"
+lab_begin fc 10.245.0
 sysctl -q kernel.bpf_stats_enabled=1
-
-lab_up "$srv" "$cli"
-ip -n "$srv" addr add 10.245.0.1/24 dev "v$srv"
-ip -n "$cli" addr add 10.245.0.2/24 dev "v$cli"
-mkdir -p "$work/www" "$work/logs"
 mkdir -p "$work/www/one"
 head -c 450 /dev/urandom | base64 > "$work/www/index.html"
 cp "$work/www/index.html" "$work/www/one/index.html"

@@ -7,6 +7,10 @@
 #   lab_cleanup              for `trap lab_cleanup EXIT` in a recording script: SIGINT to the
 #                            tcpdump in $td (so it finishes its file), kill the processes in $pids,
 #                            then lab_down "$srv" "$cli" "$work"
+#   lab_begin NAME NET       for a load script: a work directory ($work, with www/ and logs/),
+#                            namespaces htNAME-s$$ and htNAME-c$$ ($srv, $cli) holding NET.1 and
+#                            NET.2 on their veth, and on exit (lab_end) the processes in $pids
+#                            killed, the command in $lab_undo run (if set), the lab torn down
 #   lab_cpu_s PID            user + system CPU seconds process PID has used so far
 #   lab_counter NAME FILE    counter NAME of the last http-top summary line in FILE
 
@@ -43,6 +47,26 @@ lab_down() {
 lab_cleanup() {
     [ -n "${td:-}" ] && kill -INT "$td" 2>/dev/null || true
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    lab_down "$srv" "$cli" "$work"
+}
+
+lab_begin() {
+    local name=$1 net=$2
+    work=$(mktemp -d)
+    chmod 755 "$work"
+    srv=ht$name-s$$
+    cli=ht$name-c$$
+    pids=()
+    trap lab_end EXIT
+    lab_up "$srv" "$cli"
+    ip -n "$srv" addr add "$net.1/24" dev "v$srv"
+    ip -n "$cli" addr add "$net.2/24" dev "v$cli"
+    mkdir -p "$work/www" "$work/logs"
+}
+
+lab_end() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [ -n "${lab_undo:-}" ]; then eval "$lab_undo" || true; fi
     lab_down "$srv" "$cli" "$work"
 }
 

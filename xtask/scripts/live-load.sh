@@ -11,18 +11,10 @@ set -euo pipefail
 bin=${1:?usage: live-load.sh HTTP_TOP_BINARY [SECONDS]}
 secs=${2:-10}
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-chmod 755 "$work"
-srv=htload-s$$
-cli=htload-c$$
 # shellcheck source=lab.sh
 . "$here/lab.sh"
-trap 'lab_down "$srv" "$cli" "$work"' EXIT
-
-lab_up "$srv" "$cli"
-ip -n "$srv" addr add 10.241.0.1/24 dev "v$srv"
-ip -n "$cli" addr add 10.241.0.2/24 dev "v$cli"
-mkdir -p "$work/www" "$work/logs" "$work/tmp"
+lab_begin load 10.241.0
+mkdir -p "$work/tmp"
 head -c 600 /dev/urandom | base64 > "$work/www/index.html"
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;

@@ -12,19 +12,9 @@ set -euo pipefail
 bin=${1:?usage: skip-load.sh HTTP_TOP_BINARY [SECONDS]}
 secs=${2:-8}
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-chmod 755 "$work"
-srv=htskip-s$$
-cli=htskip-c$$
 # shellcheck source=lab.sh
 . "$here/lab.sh"
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; lab_down "$srv" "$cli" "$work"' EXIT
-
-lab_up "$srv" "$cli"
-ip -n "$srv" addr add 10.243.0.1/24 dev "v$srv"
-ip -n "$cli" addr add 10.243.0.2/24 dev "v$cli"
-mkdir -p "$work/www" "$work/logs"
+lab_begin skip 10.243.0
 head -c $((5 << 20)) /dev/urandom > "$work/www/5m.bin"
 head -c $((100 << 20)) /dev/urandom > "$work/www/100m.bin"
 chmod -R a+rX "$work"
