@@ -148,7 +148,7 @@ impl Parallel {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("http-top-worker-{id}"))
-                    .spawn(move || worker(id, share, &rx, &out))?,
+                    .spawn(move || worker(id, share, &rx, &out, n == 1))?,
             );
             to.push(tx);
         }
@@ -340,11 +340,15 @@ fn route(router: &impl BuildHasher, seg: &Segment<'_>, n: usize) -> usize {
     ((u128::from(one(&seg.src) ^ one(&seg.dst)) * n as u128) >> 64) as usize
 }
 
-/// The next message, waiting a little before sleeping: the reader sends a batch every hundred
-/// microseconds or so, and waking a sleeping worker for each cost the reader, the busier thread,
-/// a system call (measured: small-request capture -4% wall, 1M-request capture -3%, the latter
-/// with 4% more CPU spent waiting).
-fn next(rx: &Receiver<ToWorker>) -> Option<ToWorker> {
+/// The next message; with `spin`, waiting a little before sleeping: the reader sends a single
+/// worker a batch every hundred microseconds or so, and waking it for each cost the reader, the
+/// busier thread, a system call (measured on 2 cores: small-request capture -4% wall, 1M-request
+/// capture -3%, the latter with 4% more CPU spent waiting). Several workers each get a batch less
+/// often and would mostly spin: they sleep at once.
+fn next(rx: &Receiver<ToWorker>, spin: bool) -> Option<ToWorker> {
+    if !spin {
+        return rx.recv().ok();
+    }
     let until = std::time::Instant::now() + std::time::Duration::from_micros(200);
     loop {
         match rx.try_recv() {
@@ -358,11 +362,17 @@ fn next(rx: &Receiver<ToWorker>) -> Option<ToWorker> {
     }
 }
 
-fn worker(id: usize, cfg: FlowConfig, rx: &Receiver<ToWorker>, out: &Sender<FromWorker>) {
+fn worker(
+    id: usize,
+    cfg: FlowConfig,
+    rx: &Receiver<ToWorker>,
+    out: &Sender<FromWorker>,
+    spin: bool,
+) {
     let mut p = Pipeline::new(cfg);
     // The reader hangs up only after it has everything it needs, or on an error.
     let send = |m: FromWorker| out.send(m).is_ok();
-    while let Some(m) = next(rx) {
+    while let Some(m) = next(rx, spin) {
         match m {
             ToWorker::Batch(mut b) => {
                 p.reuse_lines(&mut b.spare);
