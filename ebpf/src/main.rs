@@ -17,7 +17,9 @@
 //! carried), so body bytes userspace would only count are never copied into the ring. The filter
 //! also starts stretches itself, from response heads it reads (`common::HeadScan` under
 //! `bpf_loop`, at most 512 bytes), so the bytes queued while userspace catches up are cut too;
-//! it reads no heads on a connection that has carried a HEAD request ([`FLAG_HEAD_ASKED`]).
+//! it reads no heads on a connection that has carried a HEAD request ([`FLAG_HEAD_ASKED`]), and
+//! only one in eight on a connection whose last heads announced nothing worth skipping
+//! (`common::head_unread`).
 //!
 //! The program reads headers, the first bytes of payloads and at most 512 bytes of a response
 //! head, with `bpf_skb_load_bytes` (socket filters get no direct packet access), so every read is
@@ -38,8 +40,8 @@ use http_top_common::{
     FAMILY_IPV4, FAMILY_IPV6, FLAG_HEAD_ASKED, H2_FRAME_HEAD, HEAD_CHUNK, HEAD_SCAN,
     HTTP_TOKEN_MAX, HeadBytes, HeadScan, PORT_MAP_CAPACITY, STAT_HEAD_STRETCHES,
     STAT_INSERT_FAILED, STAT_KEPT_CONN, STAT_KEPT_START, STAT_SEEN, STAT_SKIPPED,
-    STAT_SKIPPED_BYTES, STATS_LEN, STATUS_PREFIX, asks_head, h2_frame_len, head_worth_reading,
-    skip_verdict, skippable_status, starts_http_message, stretch,
+    STAT_SKIPPED_BYTES, STATS_LEN, STATUS_PREFIX, after_head_read, asks_head, h2_frame_len,
+    head_unread, head_worth_reading, skip_verdict, skippable_status, starts_http_message, stretch,
 };
 
 #[map(name = "HTTP_CONNS")]
@@ -142,17 +144,30 @@ fn try_filter(ctx: &SkBuffContext) -> Result<Verdict, ()> {
             if asks_head(&first) {
                 // SAFETY: as above.
                 unsafe { (*value).flags |= FLAG_HEAD_ASKED };
-            } else if skippable_status(&first)
-                && head_worth_reading(seg.payload_len, last4(ctx, &seg)?)
-                && !head_asked(&seg.key.reversed())
-                && let Some((seq, len)) = head_stretch(ctx, &seg)
-            {
+            } else if skippable_status(&first) {
                 // SAFETY: as above.
-                unsafe {
-                    (*value).skip_seq = seq;
-                    (*value).skip_len = len;
+                let flags = unsafe { (*value).flags };
+                if let Some(flags) = head_unread(flags) {
+                    // A connection of small responses: this head passes unread, before any
+                    // further load or lookup.
+                    // SAFETY: as above.
+                    unsafe { (*value).flags = flags };
+                } else if head_worth_reading(seg.payload_len, last4(ctx, &seg)?)
+                    && !head_asked(&seg.key.reversed())
+                {
+                    let found = head_stretch(ctx, &seg);
+                    // SAFETY: as above.
+                    unsafe {
+                        (*value).flags = after_head_read(flags, found.is_some());
+                        if let Some((seq, len)) = found {
+                            (*value).skip_seq = seq;
+                            (*value).skip_len = len;
+                        }
+                    }
+                    if found.is_some() {
+                        count(STAT_HEAD_STRETCHES);
+                    }
                 }
-                count(STAT_HEAD_STRETCHES);
             }
         }
         return Ok(Verdict::Keep);
