@@ -203,7 +203,9 @@ impl KernelFilter {
     /// Read, then written whole: a field the filter changes in between is lost. The filter's HEAD
     /// flag lives in the client's direction, which gets a stretch only for a request body (an
     /// upload of at least 32 KiB on a connection that also asks HEAD, in the same
-    /// microseconds); its answer would then cost a counted gap at worst.
+    /// microseconds); its answer would then cost a counted gap at worst. The response
+    /// direction's flags count the heads the filter read and lets pass (`common::head_unread`):
+    /// a step lost there only changes which heads the filter reads.
     pub fn skip(&mut self, hint: &SkipHint) -> bool {
         let key = key_of(hint.src, hint.dst);
         let Ok(mut v) = self.conns.get(&key, 0) else {

@@ -35,6 +35,7 @@ start_top() { # extra http-top args...
     ip netns exec "$cli" "$bin" -i "v$cli" --headless --interval 3600 --duration $((secs + 5)) "$@" \
         > "$work/ht.out" 2> "$work/ht.err" &
     pid=$!
+    pids+=("$pid")
     for _ in $(seq 200); do grep -q "capturing on" "$work/ht.err" 2>/dev/null && break; sleep 0.05; done
 }
 # CPU seconds http-top used so far, as a percentage of one core over the run.
@@ -79,6 +80,7 @@ while c.recv(1 << 20):
 PY
 ip netns exec "$srv" python3 "$work/sink.py" &
 sink=$!
+pids+=("$sink")
 sleep 0.5
 start_top
 ip netns exec "$cli" python3 -c "

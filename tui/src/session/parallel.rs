@@ -140,6 +140,9 @@ impl Parallel {
         // Unbounded back, bounded forth: a worker never waits on the reader, so the reader may
         // wait on a worker; what is in flight is bounded by the batches queued.
         let (out_tx, from) = mpsc::channel::<FromWorker>();
+        // One worker waits for its batches spinning ([`next`]), unless it would take the only
+        // core from the reader.
+        let spin = n == 1 && std::thread::available_parallelism().is_ok_and(|p| p.get() > 1);
         let mut to = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for id in 0..n {
@@ -148,7 +151,7 @@ impl Parallel {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("http-top-worker-{id}"))
-                    .spawn(move || worker(id, share, &rx, &out, n == 1))?,
+                    .spawn(move || worker(id, share, &rx, &out, spin))?,
             );
             to.push(tx);
         }
