@@ -364,6 +364,20 @@ impl Conv {
     }
 }
 
+/// A capture built with [`Conv`] read whole, without the filter: `n` exchanges, each a 200 with
+/// no gap.
+fn whole_exact(src: &impl Fn() -> FileSource, n: usize) -> Read {
+    let whole = read_source(src(), None, |_| {});
+    assert_eq!(whole.exchanges.len(), n);
+    assert!(
+        whole
+            .exchanges
+            .iter()
+            .all(|e| !e.gap && e.status == Some(200))
+    );
+    whole
+}
+
 /// A keep-alive connection: a HEAD whose answer announces a long body it does not send (in a head
 /// long enough for the filter to read), then a GET. The filter, having seen the HEAD request,
 /// reads no head of that connection: exact however late userspace is. A filter that did not see
@@ -397,14 +411,7 @@ fn the_answer_to_a_head_is_cleared_before_it_costs_the_next_one() {
     send(false, "fin", b"");
     let pcap = conv.pcap();
     let src = || FileSource::from_bytes("head.pcap", pcap.clone()).unwrap();
-    let whole = read_source(src(), None, |_| {});
-    assert_eq!(whole.exchanges.len(), 3);
-    assert!(
-        whole
-            .exchanges
-            .iter()
-            .all(|e| !e.gap && e.status == Some(200))
-    );
+    let whole = whole_exact(&src, 3);
     for lag in [0, 3, 40] {
         let f = Filter {
             lag,
@@ -606,14 +613,7 @@ fn a_large_body_after_small_ones_is_skipped_from_userspace_alone() {
     conv.send(false, "fin", b"");
     let pcap = conv.pcap();
     let src = || FileSource::from_bytes("quiet.pcap", pcap.clone()).unwrap();
-    let whole = read_source(src(), None, |_| {});
-    assert_eq!(whole.exchanges.len(), 6);
-    assert!(
-        whole
-            .exchanges
-            .iter()
-            .all(|e| !e.gap && e.status == Some(200))
-    );
+    let whole = whole_exact(&src, 6);
     for lag in [0, 3] {
         let f = Filter {
             lag,

@@ -340,6 +340,20 @@ fn fins_close_and_rst_resets() {
     assert_eq!(r.closes, [CloseReason::Fin, CloseReason::Reset]);
 }
 
+/// A table of at most 100 connections, idle after 5 s.
+fn small_table() -> FlowTable<()> {
+    FlowTable::new(FlowConfig {
+        max_conns: 100,
+        idle_timeout_ns: 5_000_000_000,
+        ..FlowConfig::default()
+    })
+}
+
+/// The `i`th of a thousand clients, addresses in the order of `i`.
+fn client(i: u32) -> SocketAddr {
+    SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 1000))
+}
+
 /// Which connections a full table evicts, which the idle sweep and the end close, and in what
 /// order, is the same in every run: ties in age are broken by the endpoints, never by the hash
 /// table's order, which follows a seed random per table (found: a flood's requests per second
@@ -360,15 +374,10 @@ fn evictions_and_closes_come_in_the_same_order_in_every_run() {
         }
     }
     let run = || {
-        let cfg = FlowConfig {
-            max_conns: 100,
-            idle_timeout_ns: 5_000_000_000,
-            ..FlowConfig::default()
-        };
-        let mut t = FlowTable::<()>::new(cfg);
+        let mut t = small_table();
         let mut c = Closes::default();
         for i in 0..1000u32 {
-            let src = SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 1000));
+            let src = client(i);
             // Seven connections a timestamp: the tenth the table evicts ends inside a tie.
             t.feed(u64::from(i / 7), &seg(src, b(), 1, 0, b"GET"), &mut c);
         }
@@ -405,15 +414,10 @@ fn evictions_and_closes_come_in_the_same_order_in_every_run() {
 
 #[test]
 fn the_table_is_capped_and_idle_connections_expire() {
-    let cfg = FlowConfig {
-        max_conns: 100,
-        idle_timeout_ns: 5_000_000_000,
-        ..FlowConfig::default()
-    };
-    let mut t = FlowTable::<()>::new(cfg);
+    let mut t = small_table();
     let mut r = Recorder::default();
     for i in 0..1000u32 {
-        let src = SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 1000));
+        let src = client(i);
         t.feed(
             u64::from(i),
             &seg(src, b(), 1, 0, b"GET / HTTP/1.1\r\n\r\n"),

@@ -91,7 +91,7 @@ impl<W: Write> AlertLines<W> {
 
 impl<W: Write> Output for AlertLines<W> {
     fn wants_routes(&self) -> bool {
-        self.stats.keys().contains(&GroupKey::Route)
+        self.stats.reads_routes()
     }
     fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()> {
         self.stats.add(e);

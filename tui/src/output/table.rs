@@ -14,7 +14,7 @@ use crate::{
     proto::Exchange,
     session::{Health, Output},
     stats::{
-        Agg, GroupKey, Stats,
+        Agg, Stats,
         metric::{self, Style},
     },
     text,
@@ -100,7 +100,7 @@ impl<W: Write> Tables<W> {
 
 impl<W: Write> Output for Tables<W> {
     fn wants_routes(&self) -> bool {
-        self.stats.keys().contains(&GroupKey::Route)
+        self.stats.reads_routes()
     }
     fn exchange(&mut self, e: &Exchange) -> anyhow::Result<()> {
         self.stats.add(e);

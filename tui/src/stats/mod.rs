@@ -346,6 +346,12 @@ impl Stats {
         &self.keys
     }
 
+    /// Whether a key it groups by reads exchanges' routes ([`Exchange::route`]): outputs that
+    /// aggregate say so to the session ([`crate::session::Output::wants_routes`]).
+    pub fn reads_routes(&self) -> bool {
+        self.keys.contains(&GroupKey::Route)
+    }
+
     pub fn add(&mut self, e: &Exchange) {
         let t = if e.req_first_ns > 0 {
             e.req_first_ns
