@@ -164,6 +164,13 @@ impl Pipeline {
         !self.http.exchanges.is_empty()
     }
 
+    /// Exchanges completed since the last call, swapped into `into` (empty), whose room the
+    /// pipeline keeps for the next ones.
+    pub fn take_exchanges(&mut self, into: &mut Vec<Exchange>) {
+        debug_assert!(into.is_empty());
+        std::mem::swap(&mut self.http.exchanges, into);
+    }
+
     /// Exchanges completed since the last call.
     pub fn drain(&mut self) -> std::vec::Drain<'_, Exchange> {
         self.http.exchanges.drain(..)
