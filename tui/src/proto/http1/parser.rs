@@ -175,6 +175,7 @@ impl MessageParser {
     /// `at_segment_start`: `data` begins where a captured segment began (resynchronisation only
     /// happens there). Returns the bytes consumed and the event reached, if any; a request head's
     /// line goes in a buffer from `spare`.
+    #[inline(always)]
     pub fn feed(
         &mut self,
         ts: u64,
