@@ -98,6 +98,9 @@ enum FromWorker {
 enum Ready {
     /// Exchanges a worker completed (a batch's `done`), with its number.
     Exchanges(usize, Batch),
+    /// Exchanges a worker completed at the end of the input: not kept once handed over (the
+    /// connections still open at the end can be many, and their vectors are not needed again).
+    Last(usize, Vec<Exchange>),
     Tick(u64),
 }
 
@@ -202,13 +205,7 @@ impl Parallel {
                     self.ready.push_back(Ready::Exchanges(id, b));
                 }
             }
-            FromWorker::Exchanges(w, done) => self.ready.push_back(Ready::Exchanges(
-                w,
-                Batch {
-                    done,
-                    ..Batch::default()
-                },
-            )),
+            FromWorker::Exchanges(w, done) => self.ready.push_back(Ready::Last(w, done)),
             FromWorker::Tick(w) => {
                 self.markers[w] += 1;
                 // A tick is complete once every worker has passed it.
@@ -227,6 +224,22 @@ impl Parallel {
         }
     }
 
+    /// Hands `done` over in order, keeping each request line's buffer for worker `w`.
+    fn deliver(
+        &mut self,
+        w: usize,
+        done: &mut [Exchange],
+        each: &mut dyn FnMut(Event<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        for e in done {
+            each(Event::Exchange(e))?;
+            if let Some(line) = e.request.take() {
+                self.spent[w].give(line);
+            }
+        }
+        Ok(())
+    }
+
     fn hand_over(
         &mut self,
         each: &mut dyn FnMut(Event<'_>) -> anyhow::Result<()>,
@@ -234,15 +247,15 @@ impl Parallel {
         while let Some(r) = self.ready.pop_front() {
             match r {
                 Ready::Exchanges(w, mut b) => {
-                    for e in &mut b.done {
-                        each(Event::Exchange(e))?;
-                        if let Some(line) = e.request.take() {
-                            self.spent[w].give(line);
-                        }
-                    }
+                    self.deliver(w, &mut b.done, each)?;
                     b.done.clear();
+                    // A burst (an idle sweep, evictions) can complete thousands of exchanges
+                    // with one batch; every vector going round would keep that room for good
+                    // (the flood capture: +28 MiB). A batch's usual room stays.
+                    b.done.shrink_to(BATCH_SEGMENTS);
                     self.free.push(b);
                 }
+                Ready::Last(w, mut done) => self.deliver(w, &mut done, each)?,
                 Ready::Tick(t) => each(Event::Tick(t))?,
             }
         }
