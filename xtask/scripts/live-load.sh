@@ -44,6 +44,11 @@ counter() { grep -o " $1=[0-9]*" "$work/ht.err" | tail -1 | cut -d= -f2; }
 
 run() { # label, wrk|oha, load generator args...
     local label=$1 tool=$2; shift 2
+    if ! command -v "$tool" > /dev/null; then
+        # The fixed-rate rows need oha (`cargo xtask bench --live` installs it); the rest still run.
+        printf '%-30s %s not installed: skipped\n' "$label" "$tool"
+        return 0
+    fi
     : > "$work/logs/access.log"
     ip netns exec "$srv" nginx -p "$work" -c "$work/nginx.conf" -s reopen
     start_top
