@@ -44,8 +44,11 @@ pub const STAT_SKIPPED: u32 = 4;
 pub const STAT_SKIPPED_BYTES: u32 = 5;
 /// Skip stretches the filter set itself, from a response head it read ([`response_body`]).
 pub const STAT_HEAD_STRETCHES: u32 = 6;
+/// Response heads the filter let pass unread on a connection of small answers ([`head_unread`]):
+/// a body behind one of them is cut only once userspace asks for its stretch.
+pub const STAT_HEADS_UNREAD: u32 = 7;
 /// Number of entries in [`STATS_MAP`].
-pub const STATS_LEN: u32 = 7;
+pub const STATS_LEN: u32 = 8;
 
 /// Address family tag in [`ConnKey::family`] (not the kernel's `AF_*` numbers: a key only needs to tell
 /// the two apart).

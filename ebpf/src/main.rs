@@ -38,7 +38,7 @@ use aya_ebpf::{
 use http_top_common::{
     CONFIG_MAP_LEN, CONFIG_PORT_FILTER, CONFIG_SKIP_BODIES, CONN_MAP_CAPACITY, ConnKey, ConnValue,
     FAMILY_IPV4, FAMILY_IPV6, FLAG_HEAD_ASKED, H2_FRAME_HEAD, HEAD_CHUNK, HEAD_SCAN,
-    HTTP_TOKEN_MAX, HeadBytes, HeadScan, PORT_MAP_CAPACITY, STAT_HEAD_STRETCHES,
+    HTTP_TOKEN_MAX, HeadBytes, HeadScan, PORT_MAP_CAPACITY, STAT_HEAD_STRETCHES, STAT_HEADS_UNREAD,
     STAT_INSERT_FAILED, STAT_KEPT_CONN, STAT_KEPT_START, STAT_SEEN, STAT_SKIPPED,
     STAT_SKIPPED_BYTES, STATS_LEN, STATUS_PREFIX, after_head_read, asks_head, h2_frame_len,
     head_unread, head_worth_reading, skip_verdict, skippable_status, starts_http_message, stretch,
@@ -152,6 +152,7 @@ fn try_filter(ctx: &SkBuffContext) -> Result<Verdict, ()> {
                     // further load or lookup.
                     // SAFETY: as above.
                     unsafe { (*value).flags = flags };
+                    count(STAT_HEADS_UNREAD);
                 } else if head_worth_reading(seg.payload_len, last4(ctx, &seg)?)
                     && !head_asked(&seg.key.reversed())
                 {

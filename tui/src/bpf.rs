@@ -10,8 +10,8 @@ use aya::{
 };
 use http_top_common::{
     CONFIG_MAP, CONFIG_PORT_FILTER, CONFIG_SKIP_BODIES, CONN_MAP, ConnKey, ConnValue, PORT_MAP,
-    PORT_MAP_CAPACITY, STAT_HEAD_STRETCHES, STAT_INSERT_FAILED, STAT_KEPT_CONN, STAT_KEPT_START,
-    STAT_SEEN, STAT_SKIPPED, STAT_SKIPPED_BYTES, STATS_MAP, replaces_stretch,
+    PORT_MAP_CAPACITY, STAT_HEAD_STRETCHES, STAT_HEADS_UNREAD, STAT_INSERT_FAILED, STAT_KEPT_CONN,
+    STAT_KEPT_START, STAT_SEEN, STAT_SKIPPED, STAT_SKIPPED_BYTES, STATS_MAP, replaces_stretch,
 };
 
 use crate::{
@@ -57,6 +57,7 @@ pub struct FilterCounters {
     pub skipped: u64,
     pub skipped_bytes: u64,
     pub head_stretches: u64,
+    pub heads_unread: u64,
 }
 
 /// The loaded filter and its maps. Dropping it detaches nothing by itself: the program stays attached
@@ -163,6 +164,7 @@ impl KernelFilter {
             skipped: sum(STAT_SKIPPED),
             skipped_bytes: sum(STAT_SKIPPED_BYTES),
             head_stretches: sum(STAT_HEAD_STRETCHES),
+            heads_unread: sum(STAT_HEADS_UNREAD),
         }
     }
 

@@ -6,7 +6,9 @@
 //! Both must count exactly what nginx's access log says it served (requests, statuses and
 //! `$bytes_sent` per path); with skipping, the bytes that reach userspace must be at most 2% of
 //! the bytes served, and the filter must say it cut them, from heads it read itself. CPU per GB and ring drops at
-//! full speed are measured by `cargo xtask bench --live`, not asserted here.
+//! full speed are measured by `cargo xtask bench --live`, not asserted here. On a connection of
+//! small answers, the filter's count of heads it let pass unread must be its rule applied to the
+//! segments it kept.
 //!
 //! Root only: `#[ignore]`d in a plain `cargo test`, run by `cargo xtask test`.
 
@@ -15,7 +17,17 @@
     reason = "tests explain what they are waiting for and what they measured"
 )]
 
-use std::{collections::BTreeMap, fs, path::Path, process::Command, time::Duration};
+use std::{
+    collections::BTreeMap, fs, net::SocketAddr, path::Path, process::Command, time::Duration,
+};
+
+use http_top::{
+    capture::{Next, PacketSource, file::FileSource},
+    decode,
+};
+use http_top_common::{
+    STATUS_PREFIX, after_head_read, head_unread, head_worth_reading, skippable_status,
+};
 
 mod common;
 
@@ -205,6 +217,9 @@ http {{
         listen {v4}:80;
         listen [{v6}]:80;
         root {d}/www;
+        # With sendfile a response's head goes out in a segment of its own, which the filter
+        # would read.
+        location /quiet/ {{ sendfile on; alias {d}/www/static/; }}
     }}
 }}
 "#,
@@ -323,4 +338,77 @@ fn fanout_rings_count_exactly_what_nginx_served() {
     assert!(s["filter_skipped_bytes"] > 0, "the readers asked for skips");
     assert!(s["skip_requests"] >= 11, "a stretch per large body");
     assert!(s["filter_head_stretches"] >= 10);
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and eBPF (cargo xtask test runs it)"]
+fn heads_let_pass_unread_are_counted_as_the_rule_says() {
+    // One keep-alive connection of small answers, each head in a segment of its own: after a
+    // few heads that announce nothing worth skipping the filter reads one in eight
+    // (`common::head_unread`). Its count of heads let pass must be the rule applied to the
+    // response segments it kept, in order: http-top writes them down with -w.
+    const N: usize = 40;
+    let (link, dir, _nginx) = lab(231, "4857", "quiet");
+    let (out, err, pcap) = (
+        dir.join("quiet.json"),
+        dir.join("quiet.err"),
+        dir.join("quiet.pcap"),
+    );
+    let pcap_arg = pcap.display().to_string();
+    let http_top =
+        common::http_top_json_with(&link.client, &link.vc, &["-w", &pcap_arg], &out, &err);
+    let url = format!("http://{}/quiet/small.txt", link.v4s);
+    let mut args = vec!["-s", "-f"];
+    for _ in 0..N {
+        args.extend(["-o", "/dev/null", &url]);
+    }
+    run(Command::new("timeout")
+        .arg("60")
+        .args(["ip", "netns", "exec", &link.client.0, "curl"])
+        .args(&args));
+    wait_until(
+        "http-top to report every exchange",
+        Duration::from_secs(30),
+        || fs::read_to_string(&out).is_ok_and(|s| s.lines().count() >= N),
+    );
+    assert!(http_top.interrupt("http-top").success());
+    let s = summary(&fs::read_to_string(&err).unwrap());
+
+    let server: SocketAddr = format!("{}:80", link.v4s).parse().unwrap();
+    let mut src = FileSource::open(&pcap).unwrap();
+    let (mut flags, mut heads, mut unread) = (0u32, 0, 0u64);
+    while let Next::Packet(p) = src.next_packet(Duration::ZERO).unwrap() {
+        let Ok(seg) = decode::decode(p.link, p.data) else {
+            continue;
+        };
+        let Some(first) = seg.payload.first_chunk::<STATUS_PREFIX>() else {
+            continue;
+        };
+        if seg.src != server || !skippable_status(first) {
+            continue;
+        }
+        heads += 1;
+        let last4 = *seg.payload.last_chunk::<4>().unwrap();
+        if let Some(f) = head_unread(flags) {
+            flags = f;
+            unread += 1;
+        } else if head_worth_reading(seg.payload.len(), last4) {
+            // Small answers: no head read starts a stretch (checked below).
+            flags = after_head_read(flags, false);
+        }
+    }
+    eprintln!(
+        "{heads} response heads kept, {} let pass unread by the filter, {unread} by the rule",
+        s["filter_heads_unread"]
+    );
+    assert_eq!(
+        heads, N,
+        "every response's head starts a segment userspace got"
+    );
+    assert_eq!(s["filter_head_stretches"], 0);
+    assert_eq!(s["filter_heads_unread"], unread);
+    // The heads were alone in their segments, so the rule took hold: it reads four, then one in
+    // eight.
+    assert!(unread as usize >= N / 2, "{unread} of {N} heads let pass");
+    assert_eq!((s["requests"], s["responses"]), (N as u64, N as u64));
 }

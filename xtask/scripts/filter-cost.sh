@@ -68,9 +68,10 @@ run() { # label, path, connections, http-top args...
     s1=$(prog_stats "$pid")
     kill -INT "$pid"; wait "$pid" || true
     awk -v a="$s0" -v b="$s1" -v label="$label" -v rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')" \
-        -v heads="$(lab_counter filter_head_stretches "$work/ht.err")" 'BEGIN {
+        -v heads="$(lab_counter filter_head_stretches "$work/ht.err")" \
+        -v unread="$(lab_counter filter_heads_unread "$work/ht.err")" 'BEGIN {
         split(a, x, " "); split(b, y, " "); n = y[1] - x[1]; t = y[2] - x[2]
-        printf "filter-row label=%s runs=%d run_ns=%d ns_per_run=%.0f head_stretches=%s wrk_rps=%s\n", label, n, t, n ? t / n : 0, heads, rps
+        printf "filter-row label=%s runs=%d run_ns=%d ns_per_run=%.0f head_stretches=%s heads_unread=%s wrk_rps=%s\n", label, n, t, n ? t / n : 0, heads, unread, rps
     }'
 }
 

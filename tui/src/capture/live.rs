@@ -245,6 +245,7 @@ impl PacketSource for LiveSource {
             filter_skipped: c.skipped,
             filter_skipped_bytes: c.skipped_bytes,
             filter_head_stretches: c.head_stretches,
+            filter_heads_unread: c.heads_unread,
             tracked_conns: filter.tracked(),
             ..CaptureStats::default()
         }

@@ -40,6 +40,8 @@ crate::counters! {
         filter_skipped_bytes: "filter_skipped_bytes" Counter,
         /// Stretches the filter set itself from a response head it read (live only).
         filter_head_stretches: "filter_head_stretches" Counter,
+        /// Response heads the filter let pass unread on connections of small answers (live only).
+        filter_heads_unread: "filter_heads_unread" Counter,
         /// Connection directions the filter's map holds now (live only).
         tracked_conns: "tracked_conns" Gauge,
         /// Records a file reader had to skip (corrupt or cut short).

@@ -236,17 +236,18 @@ pub(super) fn filter_cost(b: &mut Bench, root: &Path) -> anyhow::Result<()> {
         "\nthe kernel filter's own time (kernel.bpf_stats_enabled; wrk at its maximum rate, 5 s a run; xtask/scripts/filter-cost.sh):"
     );
     println!(
-        "  {:<14} {:>10} {:>10} {:>10} {:>13}",
-        "run", "wrk req/s", "packets", "ns/packet", "stretches set"
+        "  {:<14} {:>10} {:>10} {:>10} {:>13} {:>12}",
+        "run", "wrk req/s", "packets", "ns/packet", "stretches set", "heads unread"
     );
     for r in &rows {
         println!(
-            "  {:<14} {:>10.0} {:>10} {:>10} {:>13}",
+            "  {:<14} {:>10.0} {:>10} {:>10} {:>13} {:>12}",
             r["label"],
             num(r, "wrk_rps"),
             r["runs"],
             r["ns_per_run"],
-            r["head_stretches"]
+            r["head_stretches"],
+            r["heads_unread"]
         );
     }
     for (what, on, off) in [
