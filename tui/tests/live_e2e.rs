@@ -786,6 +786,20 @@ fn now_s() -> f64 {
         .as_secs_f64()
 }
 
+/// The real-time clock minus the monotonic one, in ms. The ring stamps packets in real time
+/// and curl times itself on the monotonic clock: when this changes during a request (a VM's
+/// clock set or slewed), the two measure the same exchange differently by as much.
+fn clock_offset_ms() -> f64 {
+    let mut mono = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut mono) };
+    assert_eq!(r, 0);
+    (now_s() - mono.tv_sec as f64 - mono.tv_nsec as f64 / 1e9) * 1e3
+}
+
 #[test]
 #[ignore = "needs root: network namespaces and eBPF (cargo xtask test runs it)"]
 fn slow_exchanges_and_alerts_live() {
@@ -814,7 +828,10 @@ fn slow_exchanges_and_alerts_live() {
     // 1. Fourteen timed requests, four of them slow, each with curl's own timing.
     let t_slow = now_s();
     let mut timed = Vec::new();
+    // How far the real-time clock moved against the monotonic one during any request.
+    let mut clock_moved_ms = 0f64;
     for i in 0..14 {
+        let offset = clock_offset_ms();
         let ms = if i % 4 == 1 { 250 } else { 5 };
         let out = run(link.client.exec("curl").args([
             "-s",
@@ -830,6 +847,7 @@ fn slow_exchanges_and_alerts_live() {
             format!("/delay/{ms}"),
             out.trim().parse::<f64>().unwrap() * 1e3,
         ));
+        clock_moved_ms = clock_moved_ms.max((clock_offset_ms() - offset).abs());
     }
     let t_slow_end = now_s();
     // 2. A quiet spell longer than the window, then a burst of twenty 503s on one connection.
@@ -862,7 +880,10 @@ fn slow_exchanges_and_alerts_live() {
     let (alert_lines, slow): (Vec<_>, Vec<_>) =
         lines.iter().partition(|j| j.get("alert").is_some());
 
-    // --slow: exactly the requests curl timed above 100 ms, each no slower than curl saw it.
+    // --slow: exactly the requests curl timed above 100 ms, each no slower than curl saw it (on
+    // the same clock: one CI run found an exchange 0.67 ms slower than curl's slowest, which only
+    // a clock that moved can do, since the ring sees the request after curl sent it and the
+    // answer before curl read it; such a move is now measured and allowed, and no more).
     let mut want: Vec<&(String, f64)> = timed.iter().filter(|(_, ms)| *ms > 100.0).collect();
     assert_eq!(want.len(), 4, "{timed:?}");
     assert_eq!(slow.len(), 4, "{slow:#?}");
@@ -870,7 +891,10 @@ fn slow_exchanges_and_alerts_live() {
     for j in &slow {
         let l = j["latency_ms"].as_f64().unwrap();
         assert_eq!(j["target"], "/delay/250", "{j}");
-        assert!(l >= 250.0 && l <= want[3].1, "{j} vs curl {want:?}");
+        assert!(
+            l >= 250.0 && l <= want[3].1 + clock_moved_ms,
+            "{j} vs curl {want:?}, the real-time clock moved {clock_moved_ms} ms"
+        );
     }
 
     // --alert: each starts while its traffic runs and stops once the window has let it go.
