@@ -99,11 +99,12 @@ pub enum HpackError {
     Invalid,
 }
 
-/// One decoded field; `None` for a name or value that refers to an entry never seen.
+/// One decoded field; `None` for a name or value that refers to an entry never seen, and for a
+/// value the caller does not read that is not added to the table (see [`Decoder::decode`]).
 pub type Field<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// A dynamic table entry; the name is unknown when it came from an index never seen.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     name: Option<Box<[u8]>>,
     value: Box<[u8]>,
@@ -175,9 +176,16 @@ impl Decoder {
     /// Decodes one whole header block (HEADERS or PUSH_PROMISE with its CONTINUATIONs), calling
     /// `each` for every field in order. On an error the fields before it have been reported and
     /// the table holds what was inserted before it.
+    ///
+    /// `reads(name)`: whether the caller reads the value of a field so named. A value it does not
+    /// read, in a literal the table does not keep, is stepped over undecoded (`None`): servers
+    /// send `date`, `etag`, `last-modified` and the like Huffman-coded in every response, and
+    /// decoding them was half the time of reading h2load's traffic. (A value the table keeps is
+    /// always decoded: the table's size counts decoded bytes.)
     pub fn decode(
         &mut self,
         block: &[u8],
+        reads: impl Fn(&[u8]) -> bool,
         mut each: impl FnMut(Field<'_>),
     ) -> Result<(), HpackError> {
         let mut at = 0;
@@ -213,16 +221,23 @@ impl Decoder {
                 let ni = int(block, &mut at, prefix)?;
                 let name: Option<Str<'_>> = if ni == 0 {
                     Some(string(block, &mut at)?)
+                } else if let Some((n, _)) = STATIC.get(ni - 1) {
+                    Some(Str::Raw(n))
                 } else {
                     match self.get(ni) {
                         Some((Some(n), _)) => Some(Str::Owned(n.to_vec())),
                         _ => None,
                     }
                 };
-                let value = string(block, &mut at)?;
                 if name.is_none() {
                     self.unknown += 1;
                 }
+                if !index && name.as_ref().is_some_and(|n| !reads(n.bytes())) {
+                    skip_string(block, &mut at)?;
+                    each((name.as_ref().map(Str::bytes), None));
+                    continue;
+                }
+                let value = string(block, &mut at)?;
                 each((name.as_ref().map(Str::bytes), Some(value.bytes())));
                 if index {
                     self.insert(Entry {
@@ -297,20 +312,26 @@ fn int(block: &[u8], at: &mut usize, n: u32) -> Result<usize, HpackError> {
     }
 }
 
-/// A string literal (RFC 7541 5.2) at `block[*at]`.
-fn string<'a>(block: &'a [u8], at: &mut usize) -> Result<Str<'a>, HpackError> {
-    let huffman = block.get(*at).ok_or(HpackError::Truncated)? & 0x80 != 0;
+/// Steps over the string literal (RFC 7541 5.2) at `block[*at]`; its bytes as sent (Huffman-coded or not).
+fn skip_string<'a>(block: &'a [u8], at: &mut usize) -> Result<&'a [u8], HpackError> {
     let len = int(block, at, 7)?;
     if len > MAX_STRING {
         return Err(HpackError::TooLong);
     }
     let raw = block.get(*at..*at + len).ok_or(HpackError::Truncated)?;
     *at += len;
+    Ok(raw)
+}
+
+/// The string literal at `block[*at]`, decoded.
+fn string<'a>(block: &'a [u8], at: &mut usize) -> Result<Str<'a>, HpackError> {
+    let huffman = block.get(*at).ok_or(HpackError::Truncated)? & 0x80 != 0;
+    let raw = skip_string(block, at)?;
     if !huffman {
         return Ok(Str::Raw(raw));
     }
     let mut out = Vec::with_capacity(raw.len() * 8 / 5 + 1);
-    httlib_huffman::decode(raw, &mut out, httlib_huffman::DecoderSpeed::FourBits)
+    httlib_huffman::decode(raw, &mut out, httlib_huffman::DecoderSpeed::FiveBits)
         .map_err(|_| HpackError::Huffman)?;
     Ok(Str::Owned(out))
 }

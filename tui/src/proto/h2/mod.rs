@@ -353,7 +353,9 @@ impl H2Conn {
         let buf = std::mem::take(&mut self.readers[dir].block_buf);
         let mut h = Fields::default();
         let unknown_before = self.readers[dir].hpack.unknown;
-        let decoded = self.readers[dir].hpack.decode(&buf, |(n, v)| h.add(n, v));
+        let decoded = self.readers[dir]
+            .hpack
+            .decode(&buf, Fields::reads, |(n, v)| h.add(n, v));
         self.readers[dir].block_buf = buf;
         cx.stats.http2_unknown_fields += self.readers[dir].hpack.unknown - unknown_before;
         if decoded.is_err() {
@@ -465,6 +467,20 @@ struct Fields {
 }
 
 impl Fields {
+    /// The names whose values [`Self::add`] reads.
+    fn reads(name: &[u8]) -> bool {
+        matches!(
+            name,
+            b":method"
+                | b":path"
+                | b":authority"
+                | b"host"
+                | b":status"
+                | b"content-type"
+                | b"grpc-status"
+        )
+    }
+
     fn add(&mut self, name: Option<&[u8]>, value: Option<&[u8]>) {
         let (Some(n), Some(v)) = (name, value) else {
             return;

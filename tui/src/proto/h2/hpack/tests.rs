@@ -14,10 +14,14 @@ type Owned = Vec<(Option<String>, Option<String>)>;
 
 fn decode(d: &mut Decoder, block: &[u8]) -> Result<Owned, HpackError> {
     let mut out = Vec::new();
-    d.decode(block, |(n, v)| {
-        let s = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-        out.push((s(n), s(v)));
-    })?;
+    d.decode(
+        block,
+        |_| true,
+        |(n, v)| {
+            let s = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+            out.push((s(n), s(v)));
+        },
+    )?;
     Ok(out)
 }
 
@@ -171,8 +175,85 @@ proptest! {
     fn any_bytes_are_safe(blocks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 1..8)) {
         let mut d = Decoder::default();
         for b in &blocks {
-            let _ = d.decode(b, |_| {});
+            let _ = d.decode(b, |_| true, |_| {});
             prop_assert!(d.size <= d.max || d.table.is_empty());
+        }
+    }
+}
+
+/// An HPACK integer with an `n`-bit prefix after the bits `first`.
+fn encode_int(first: u8, n: u32, mut v: usize, out: &mut Vec<u8>) {
+    let mask = (1usize << n) - 1;
+    if v < mask {
+        out.push(first | v as u8);
+        return;
+    }
+    out.push(first | mask as u8);
+    v -= mask;
+    while v >= 128 {
+        out.push((v % 128) as u8 | 0x80);
+        v /= 128;
+    }
+    out.push(v as u8);
+}
+
+fn encode_string(s: &[u8], huffman: bool, out: &mut Vec<u8>) {
+    if huffman {
+        let mut h = Vec::new();
+        httlib_huffman::encode(s, &mut h).unwrap();
+        encode_int(0x80, 7, h.len(), out);
+        out.extend_from_slice(&h);
+    } else {
+        encode_int(0, 7, s.len(), out);
+        out.extend_from_slice(s);
+    }
+}
+
+proptest! {
+    /// A caller that reads some names only gets the same values for those as one that reads
+    /// every value, `None` for the others' values in literals the table does not keep (and
+    /// theirs in literals it keeps), and the decoder ends with the same table.
+    #[test]
+    fn values_not_read_are_stepped_over_and_the_table_is_the_same(
+        blocks in prop::collection::vec(
+            prop::collection::vec((header(), 0u8..3, any::<bool>(), any::<bool>()), 1..10),
+            1..4,
+        ),
+    ) {
+        let reads = |n: &[u8]| n == b":path" || n == b"grpc-status";
+        let (mut all, mut some) = (Decoder::default(), Decoder::default());
+        for fields in &blocks {
+            let mut block = Vec::new();
+            let mut kept = Vec::new();
+            for ((name, value), kind, by_index, huffman) in fields {
+                // With incremental indexing, without, never indexed (RFC 7541 6.2).
+                let (first, prefix) = [(0x40, 6), (0x00, 4), (0x10, 4)][usize::from(*kind)];
+                kept.push(*kind == 0);
+                match STATIC.iter().position(|(n, _)| n == name) {
+                    Some(i) if *by_index => encode_int(first, prefix, i + 1, &mut block),
+                    _ => {
+                        block.push(first);
+                        encode_string(name, *huffman, &mut block);
+                    }
+                }
+                encode_string(value, *huffman, &mut block);
+            }
+            let mut every = Vec::new();
+            all.decode(&block, |_| true, |(n, v)| every.push((n.map(<[u8]>::to_vec), v.map(<[u8]>::to_vec)))).unwrap();
+            let mut read = Vec::new();
+            some.decode(&block, reads, |(n, v)| read.push((n.map(<[u8]>::to_vec), v.map(<[u8]>::to_vec)))).unwrap();
+            prop_assert_eq!(every.len(), fields.len());
+            for ((e, r), keep) in every.iter().zip(&read).zip(&kept) {
+                prop_assert_eq!(&e.0, &r.0);
+                let name = e.0.as_deref().unwrap();
+                if reads(name) || *keep {
+                    prop_assert_eq!(&e.1, &r.1);
+                } else {
+                    prop_assert_eq!(&r.1, &None);
+                }
+            }
+            prop_assert_eq!(&all.table, &some.table);
+            prop_assert_eq!(all.size, some.size);
         }
     }
 }
