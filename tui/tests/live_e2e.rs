@@ -787,17 +787,21 @@ fn now_s() -> f64 {
 }
 
 /// The real-time clock minus the monotonic one, in ms. The ring stamps packets in real time
-/// and curl times itself on the monotonic clock: when this changes during a request (a VM's
-/// clock set or slewed), the two measure the same exchange differently by as much.
+/// and curl times itself on the monotonic clock: when this changes during a request (the
+/// real-time clock stepped: a slew moves both), the two measure the same exchange differently
+/// by as much.
 fn clock_offset_ms() -> f64 {
     let mut mono = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
+    let before = now_s();
     // SAFETY: clock_gettime only writes the timespec it is given.
     let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut mono) };
     assert_eq!(r, 0);
-    (now_s() - mono.tv_sec as f64 - mono.tv_nsec as f64 / 1e9) * 1e3
+    // Real time on both sides: a pause between the readings does not count as a step.
+    let real = (before + now_s()) / 2.0;
+    (real - mono.tv_sec as f64 - mono.tv_nsec as f64 / 1e9) * 1e3
 }
 
 #[test]
